@@ -1,0 +1,133 @@
+#!/usr/bin/env node
+import { parseArgs } from 'node:util';
+import { join } from 'node:path';
+import { isoDateInLondon } from '../pathway/dates.js';
+import { ROLES, type Role } from '../pathway/staff-roles.js';
+import { packageRoot } from '../paths.js';
+import { createUser } from '../store/accounts.js';
+import { databaseTargetFromEnv, openDatabase, type Database } from '../store/database.js';
+import { migrate } from '../store/migrate.js';
+import { loadDemoOffice } from '../demo/synthetic-office.js';
+import { buildHub } from '../hub/app.js';
+import { progressReporter } from './progress.js';
+
+const USAGE = `Screening Hub
+
+Usage:
+  screening-hub hub [--port 3000] [--host 127.0.0.1] [--data DIR] [--demo] [--participants 20000] [--seed 2026]
+      Runs the hub. Data lives in an embedded PostgreSQL (PGlite) in DIR (default ./data/hub), or on the
+      PostgreSQL server named by DATABASE_URL. --demo loads a synthetic screening office into an empty database
+      and creates demo staff accounts.
+  screening-hub seed [--data DIR] [--participants 20000] [--seed 2026]
+      Loads the synthetic screening office into an empty database and exits.
+  screening-hub create-user --username NAME --role ROLE --name "Display Name"
+      Creates a staff account; the password is read from SCREENING_HUB_PASSWORD.
+      Roles: ${ROLES.join(', ')}.
+`;
+
+export const DEMO_PASSWORD = 'screening-demo';
+const DEMO_USERS: { username: string; displayName: string; role: Role }[] = [
+  { username: 'admin', displayName: 'Alex Admin', role: 'admin' },
+  { username: 'mammographer', displayName: 'Morgan Mammographer', role: 'mammographer' },
+  { username: 'reader', displayName: 'Riley Reader', role: 'film_reader' },
+  { username: 'manager', displayName: 'Pat Manager', role: 'programme_manager' },
+  { username: 'support', displayName: 'Sam Support', role: 'support' },
+];
+
+async function open(dataDir: string): Promise<Database> {
+  const target = databaseTargetFromEnv(process.env, dataDir);
+  const database = await openDatabase(target);
+  const applied = await migrate(database);
+  const where = target.kind === 'postgres' ? 'PostgreSQL (DATABASE_URL)' : `PGlite in ${dataDir}`;
+  console.error(`Database: ${where}${applied.length ? `, applied ${applied.join(', ')}` : ''}`);
+  return database;
+}
+
+async function seedIfEmpty(database: Database, participants: number, seed: number): Promise<void> {
+  const existing = await database.db.selectFrom('participant').select((eb) => eb.fn.countAll<number>().as('n')).executeTakeFirstOrThrow();
+  if (existing.n > 0) {
+    console.error(`Demo data already loaded (${existing.n} participants): keeping it.`);
+    return;
+  }
+  const started = Date.now();
+  const summary = await loadDemoOffice(database.db, { seed, participants, today: isoDateInLondon(new Date()), onProgress: progressReporter() });
+  for (const user of DEMO_USERS) await createUser(database.db, { ...user, password: DEMO_PASSWORD });
+  console.error(
+    `Loaded a synthetic screening office in ${((Date.now() - started) / 1000).toFixed(1)} s: ${summary.participants} participants, ${summary.practices} GP practices, ${summary.clinics} clinics, ${summary.appointments} appointments.`,
+  );
+}
+
+async function main(argv: string[]): Promise<void> {
+  const [command, ...rest] = argv;
+  const { values } = parseArgs({
+    args: rest,
+    options: {
+      port: { type: 'string', default: process.env.PORT ?? '3000' },
+      host: { type: 'string', default: process.env.HOST ?? '127.0.0.1' },
+      data: { type: 'string', default: process.env.SCREENING_HUB_DATA ?? join(packageRoot, 'data', 'hub') },
+      demo: { type: 'boolean', default: false },
+      participants: { type: 'string', default: '20000' },
+      seed: { type: 'string', default: '2026' },
+      username: { type: 'string' },
+      role: { type: 'string' },
+      name: { type: 'string' },
+      help: { type: 'boolean', short: 'h', default: false },
+    },
+  });
+  if (!command || values.help) {
+    console.log(USAGE);
+    return;
+  }
+  const participants = Number(values.participants);
+  const seed = Number(values.seed);
+  if (!Number.isInteger(participants) || participants < 1) throw new Error('--participants must be a whole number above 0');
+  if (!Number.isInteger(seed)) throw new Error('--seed must be a whole number');
+
+  if (command === 'seed') {
+    const database = await open(values.data);
+    await seedIfEmpty(database, participants, seed);
+    await database.close();
+    return;
+  }
+  if (command === 'create-user') {
+    const password = process.env.SCREENING_HUB_PASSWORD;
+    if (!values.username || !values.name || !values.role || !ROLES.includes(values.role as Role)) {
+      throw new Error(`create-user needs --username, --name and --role (one of ${ROLES.join(', ')})`);
+    }
+    if (!password || password.length < 12) throw new Error('Set SCREENING_HUB_PASSWORD to a password of at least 12 characters');
+    const database = await open(values.data);
+    await createUser(database.db, { username: values.username, displayName: values.name, role: values.role as Role, password });
+    console.error(`Created ${values.username} (${values.role})`);
+    await database.close();
+    return;
+  }
+  if (command === 'hub') {
+    const database = await open(values.data);
+    if (values.demo) await seedIfEmpty(database, participants, seed);
+    const app = await buildHub({
+      db: database.db,
+      secureCookies: process.env.SECURE_COOKIES ? process.env.SECURE_COOKIES === 'true' : !values.demo,
+      logger: { level: process.env.LOG_LEVEL ?? 'warn' },
+      ...(process.env.COOKIE_SECRET ? { cookieSecret: process.env.COOKIE_SECRET } : {}),
+    });
+    const shutdown = async () => {
+      await app.close();
+      await database.close();
+      process.exit(0);
+    };
+    process.once('SIGINT', () => void shutdown());
+    process.once('SIGTERM', () => void shutdown());
+    const address = await app.listen({ port: Number(values.port), host: values.host });
+    console.error(`Screening Hub is running at ${address.replace('127.0.0.1', 'localhost')}`);
+    if (values.demo) {
+      console.error(`Sign in as ${DEMO_USERS.map((u) => u.username).join(', ')} with the password "${DEMO_PASSWORD}" (synthetic demo data only).`);
+    }
+    return;
+  }
+  throw new Error(`Unknown command "${command}"\n\n${USAGE}`);
+}
+
+main(process.argv.slice(2)).catch((error: unknown) => {
+  console.error(error instanceof Error ? error.message : error);
+  process.exit(1);
+});

@@ -1,0 +1,153 @@
+import { randomBytes } from 'node:crypto';
+import cookie from '@fastify/cookie';
+import csrf from '@fastify/csrf-protection';
+import formbody from '@fastify/formbody';
+import helmet from '@fastify/helmet';
+import fastifyStatic from '@fastify/static';
+import view from '@fastify/view';
+import Fastify, { type FastifyInstance, type FastifyServerOptions } from 'fastify';
+import nunjucks from 'nunjucks';
+import { join } from 'node:path';
+import { isoDateInLondon } from '../pathway/dates.js';
+import { nhsukFrontendDir, publicDir, viewsDir } from '../paths.js';
+import type { Db } from '../store/database.js';
+import { ConflictError, NotFoundError, RuleError } from '../store/errors.js';
+import { registerApi } from './api/routes.js';
+import { registerAuthentication } from './auth.js';
+import { registerAuditPages } from './pages/audit.js';
+import { registerClinicPages } from './pages/clinics.js';
+import { registerParticipantPages } from './pages/participants.js';
+import { registerRecordPages } from './pages/record.js';
+import { registerSignInPages } from './pages/sign-in.js';
+import { configureTemplates } from './templates.js';
+
+export interface HubOptions {
+  db: Db;
+  /** Secret for signed cookies (the CSRF secret); random per process when absent. */
+  cookieSecret?: string;
+  /** Mark cookies Secure: true behind HTTPS (the default outside tests and local demos). */
+  secureCookies?: boolean;
+  /** Today's date in England; tests pin it. */
+  today?: () => string;
+  logger?: FastifyServerOptions['logger'];
+}
+
+declare module 'fastify' {
+  interface FastifyInstance {
+    today(): string;
+  }
+}
+
+/** Keeps personal data out of logs: URLs are logged without their query strings. */
+const logSerializers = {
+  req(request: { method: string; url: string; ip: string }) {
+    return { method: request.method, path: request.url.split('?')[0], ip: request.ip };
+  },
+};
+
+export async function buildHub(options: HubOptions): Promise<FastifyInstance> {
+  const app = Fastify({
+    logger: options.logger === undefined ? false : options.logger,
+    trustProxy: true,
+    ...(options.logger ? { logger: { ...(typeof options.logger === 'object' ? options.logger : {}), serializers: logSerializers } } : {}),
+  });
+  app.decorate('today', options.today ?? (() => isoDateInLondon(new Date())));
+
+  await app.register(helmet, {
+    enableCSPNonces: true,
+    contentSecurityPolicy: {
+      directives: {
+        defaultSrc: ["'self'"],
+        scriptSrc: ["'self'"],
+        styleSrc: ["'self'"],
+        imgSrc: ["'self'", 'data:'],
+        fontSrc: ["'self'", 'https://assets.nhs.uk'],
+        formAction: ["'self'"],
+        frameAncestors: ["'none'"],
+        upgradeInsecureRequests: options.secureCookies === false ? null : [],
+      },
+    },
+    strictTransportSecurity: options.secureCookies !== false,
+  });
+  await app.register(cookie, { secret: options.cookieSecret ?? randomBytes(32).toString('hex') });
+  await app.register(csrf, {
+    sessionPlugin: '@fastify/cookie',
+    // Form field, or (for the header's sign-out button, which cannot hold a hidden field) the query string.
+    getToken: (request) =>
+      (request.body as { _csrf?: string } | undefined)?._csrf ?? (request.query as { _csrf?: string })._csrf ?? '',
+    cookieOpts: { signed: true, httpOnly: true, sameSite: 'lax', path: '/', secure: options.secureCookies !== false },
+  });
+  await app.register(formbody);
+  await app.register(fastifyStatic, { root: join(nhsukFrontendDir, 'nhsuk', 'assets'), prefix: '/assets/' });
+  await app.register(fastifyStatic, {
+    root: [join(nhsukFrontendDir, 'nhsuk'), publicDir],
+    prefix: '/static/',
+    decorateReply: false,
+    allowedPath: (path) => path.endsWith('.css') || path.endsWith('.js') || path.endsWith('.map'),
+  });
+  await app.register(view, {
+    engine: { nunjucks },
+    templates: [viewsDir, nhsukFrontendDir],
+    options: { autoescape: true, throwOnUndefined: false, onConfigure: configureTemplates },
+  });
+
+  // Pages: every form post carries a CSRF token (the API uses bearer tokens, not cookies, so needs none).
+  app.addHook('preHandler', (request, reply, done) => {
+    const isForm = request.method === 'POST' && !request.url.startsWith('/api/') && !request.url.startsWith('/fhir/');
+    if (isForm) app.csrfProtection(request, reply, done);
+    else done();
+  });
+  app.addHook('onSend', async (request, reply, payload) => {
+    if (request.user || request.url.startsWith('/api/') || request.url.startsWith('/fhir/')) {
+      reply.header('cache-control', 'no-store');
+    }
+    return payload;
+  });
+  registerAuthentication(app, options.db);
+
+  app.setErrorHandler(async (error, request, reply) => {
+    const isApi = request.url.startsWith('/api/') || request.url.startsWith('/fhir/');
+    const status =
+      error instanceof NotFoundError
+        ? 404
+        : error instanceof ConflictError
+          ? 409
+          : error instanceof RuleError
+            ? 422
+            : (error as { statusCode?: number }).statusCode ?? 500;
+    if (status >= 500) request.log.error(error);
+    const code = (error as { code?: string }).code;
+    const message =
+      code === 'FST_CSRF_INVALID_TOKEN' || code === 'FST_CSRF_MISSING_SECRET'
+        ? 'This form has expired or was sent twice. Go back, reload the page and try again.'
+        : status >= 500
+          ? 'Sorry, there is a problem with the service. Nothing you were changing has been half-saved: try again later.'
+          : (error as Error).message;
+    if (isApi) {
+      return reply.code(status).send({
+        error:
+          error instanceof RuleError
+            ? 'rule'
+            : ({ 400: 'validation', 401: 'unauthorised', 403: 'forbidden', 404: 'not_found', 409: 'conflict' } as Record<number, string>)[status] ?? 'error',
+        message,
+        ...(error instanceof RuleError ? { field: error.field } : {}),
+      });
+    }
+    return reply.code(status).view('error.njk', { title: status === 404 ? 'Page not found' : 'There is a problem', message, user: request.user });
+  });
+  app.setNotFoundHandler(async (request, reply) => {
+    if (request.url.startsWith('/api/') || request.url.startsWith('/fhir/')) {
+      return reply.code(404).send({ error: 'not_found', message: 'No such endpoint' });
+    }
+    return reply.code(404).view('error.njk', { title: 'Page not found', message: 'Check the address.', user: request.user });
+  });
+
+  registerSignInPages(app, options.db, options.secureCookies !== false);
+  registerParticipantPages(app, options.db);
+  registerRecordPages(app, options.db);
+  registerClinicPages(app, options.db);
+  registerAuditPages(app, options.db);
+  await registerApi(app, options.db);
+  app.get('/health', async () => ({ status: 'ok' }));
+  return app;
+}

@@ -1,0 +1,109 @@
+import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
+import { z } from 'zod';
+import { screeningStatus, type ScreeningFacts, type ScreeningStatus } from '../../pathway/eligibility.js';
+import { adjustmentsOn, ITEM_KINDS, type ItemCategory } from '../../pathway/record-items.js';
+import { isValidNhsNumber } from '../../pathway/nhs-number.js';
+import type { Db } from '../../store/database.js';
+import { loadParticipantRecord } from '../../store/participant-record.js';
+import { searchParticipants, type SearchQuery } from '../../store/participants.js';
+import { actorOf, pageNeeds } from '../auth.js';
+import { dateFromParts, fieldErrors, nhsNumberField, type FieldErrors } from '../forms.js';
+import { page } from '../render.js';
+
+const UK_POSTCODE = /^[A-Z]{1,2}[0-9][A-Z0-9]? ?[0-9][A-Z]{2}$/i;
+
+/** Reads one of the three searches from the form; errors are keyed by field for the page. */
+function searchFrom(body: Record<string, string>, today: string): { query?: SearchQuery; errors: FieldErrors } {
+  if (body.by === 'nhsNumber') {
+    const parsed = z.object({ nhsNumber: nhsNumberField }).safeParse(body);
+    return parsed.success ? { query: { by: 'nhsNumber', ...parsed.data }, errors: {} } : { errors: fieldErrors(parsed.error) };
+  }
+  if (body.by === 'postcode') {
+    const postcode = (body.postcode ?? '').trim();
+    if (!postcode) return { errors: { postcode: 'Enter a postcode' } };
+    if (!UK_POSTCODE.test(postcode)) return { errors: { postcode: 'Enter a full UK postcode, like LS1 4AP' } };
+    return { query: { by: 'postcode', postcode }, errors: {} };
+  }
+  const errors: FieldErrors = {};
+  const familyName = (body.familyName ?? '').trim();
+  if (!familyName) errors.familyName = 'Enter the family name (or its first letters)';
+  const dob = dateFromParts(body, 'dateOfBirth', 'Date of birth', { required: true, past: true, today });
+  if (dob.error) errors['dateOfBirth-day'] = dob.error;
+  if (Object.keys(errors).length > 0 || !dob.value) return { errors };
+  const givenName = (body.givenName ?? '').trim();
+  return {
+    query: { by: 'nameAndBirthDate', familyName, dateOfBirth: dob.value, ...(givenName ? { givenName } : {}) },
+    errors,
+  };
+}
+
+export function registerParticipantPages(app: FastifyInstance, db: Db): void {
+  const canView = { preHandler: pageNeeds('participant.view') };
+
+  app.get('/participants', canView, async (request, reply) =>
+    page(request, reply, 'participant-search.njk', { title: 'Find a participant', values: { by: 'nhsNumber' }, errors: {} }),
+  );
+
+  // A POST so that NHS numbers, names and dates of birth never appear in URLs, browser history or access logs.
+  app.post('/participants', canView, async (request, reply) => {
+    const body = (request.body ?? {}) as Record<string, string>;
+    const { query, errors } = searchFrom(body, app.today());
+    if (!query) {
+      return page(request, reply.code(400), 'participant-search.njk', { title: 'Find a participant', values: body, errors });
+    }
+    const { rows, more } = await searchParticipants(db, query, actorOf(request));
+    if (query.by === 'nhsNumber' && rows.length === 1 && rows[0]) return reply.redirect(`/participants/${rows[0].id}`, 303);
+    return page(request, reply, 'participant-search.njk', { title: 'Find a participant', values: body, errors, results: rows, more, searched: true });
+  });
+
+  app.get('/participants/:id', canView, async (request, reply) => showRecord(request, reply, db));
+}
+
+/** A record with inconsistent dates still opens: the status says what to check instead of failing the page. */
+function statusOrProblem(facts: ScreeningFacts, today: string): ScreeningStatus | { code: 'unknown'; label: string; explanation: string; dueDate: null } {
+  try {
+    return screeningStatus(facts, today);
+  } catch (error) {
+    return { code: 'unknown', label: 'Check dates', explanation: `The status cannot be worked out: ${(error as Error).message}`, dueDate: null };
+  }
+}
+
+export async function showRecord(request: FastifyRequest, reply: FastifyReply, db: Db) {
+  const { id } = request.params as { id: string };
+  if (!z.uuid().safeParse(id).success) return reply.code(404).view('error.njk', { title: 'Page not found', message: 'Check the address.' });
+  const record = await loadParticipantRecord(db, { id }, actorOf(request));
+  const today = request.server.today();
+  const p = record.participant;
+  const status = statusOrProblem(
+    {
+      dateOfBirth: p.date_of_birth,
+      dateOfDeath: p.date_of_death,
+      ceased: p.ceased_reason && p.ceased_on ? { reason: p.ceased_reason, on: p.ceased_on } : null,
+      veryHighRisk: p.very_high_risk,
+      lastScreenedOn: record.lastScreenedOn,
+    },
+    today,
+  );
+  const adjustments = adjustmentsOn(
+    record.current.map((i) => ({ kind: i.kind, temporaryUntil: i.temporary_until })),
+    today,
+  );
+  const byCategory = (category: ItemCategory) => record.current.filter((i) => i.category === category);
+  const history = record.items.filter((i) => i.superseded_at || i.removed_at);
+  return page(request, reply, 'participant.njk', {
+    title: `${p.given_name} ${p.family_name}`,
+    back: { href: '/participants', text: 'Find another participant' },
+    record,
+    p,
+    status,
+    adjustments,
+    inTreatment: record.current.some((i) => i.kind === 'symptomatic_treatment'),
+    categories: (['clinical', 'access', 'communication'] as const).map((category) => ({
+      category,
+      items: byCategory(category),
+      kinds: ITEM_KINDS.filter((k) => k.category === category),
+    })),
+    history,
+    validNhs: isValidNhsNumber(p.nhs_number),
+  });
+}

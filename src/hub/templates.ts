@@ -1,0 +1,54 @@
+import type { Environment } from 'nunjucks';
+import { STATUS_LABELS, type AppointmentStatus } from '../pathway/appointment-status.js';
+import { ageOn } from '../pathway/dates.js';
+import { formatNhsNumber } from '../pathway/nhs-number.js';
+import { CATEGORY_LABELS, itemKind, SIDE_LABELS, SOURCE_LABELS, type Side, type Source } from '../pathway/record-items.js';
+import { ROLE_LABELS, type Role } from '../pathway/staff-roles.js';
+
+const MONTHS = ['January', 'February', 'March', 'April', 'May', 'June', 'July', 'August', 'September', 'October', 'November', 'December'];
+const DAYS = ['Sunday', 'Monday', 'Tuesday', 'Wednesday', 'Thursday', 'Friday', 'Saturday'];
+
+/** '2026-11-23' → '23 November 2026' (the NHS style for dates). */
+export function longDate(iso: string | null | undefined): string {
+  if (!iso) return '';
+  const [y, m, d] = iso.slice(0, 10).split('-').map(Number);
+  return `${d} ${MONTHS[(m ?? 1) - 1]} ${y}`;
+}
+
+/** '2026-11-23' → 'Monday 23 November 2026'. */
+export function dayDate(iso: string): string {
+  const weekday = DAYS[new Date(`${iso.slice(0, 10)}T12:00:00Z`).getUTCDay()];
+  return `${weekday} ${longDate(iso)}`;
+}
+
+/** A timestamp as staff in England read it: '23 November 2026, 14:05'. */
+export function dateTime(value: Date | string | null | undefined): string {
+  if (!value) return '';
+  const d = typeof value === 'string' ? new Date(value) : value;
+  const parts = new Intl.DateTimeFormat('en-GB', {
+    timeZone: 'Europe/London',
+    day: 'numeric',
+    month: 'long',
+    year: 'numeric',
+    hour: '2-digit',
+    minute: '2-digit',
+    hour12: false,
+  }).format(d);
+  return parts.replace(' at ', ', ');
+}
+
+export function configureTemplates(env: Environment): void {
+  env.addFilter('nhsNumber', (v: string) => (v ? formatNhsNumber(v) : ''));
+  env.addFilter('longDate', longDate);
+  env.addFilter('dayDate', dayDate);
+  env.addFilter('dateTime', dateTime);
+  env.addFilter('time', (v: string) => (v ? v.slice(0, 5) : ''));
+  env.addFilter('age', (dob: string, on: string) => (dob && on && dob <= on ? ageOn(dob, on) : ''));
+  env.addFilter('statusLabel', (v: AppointmentStatus) => STATUS_LABELS[v] ?? v);
+  env.addFilter('sourceLabel', (v: Source) => SOURCE_LABELS[v] ?? v);
+  env.addFilter('sideLabel', (v: Side | null) => (v ? SIDE_LABELS[v] : ''));
+  env.addFilter('kindLabel', (v: string) => itemKind(v)?.label ?? v);
+  env.addFilter('categoryLabel', (v: keyof typeof CATEGORY_LABELS) => CATEGORY_LABELS[v] ?? v);
+  env.addFilter('roleLabel', (v: Role) => ROLE_LABELS[v] ?? v);
+  env.addFilter('json', (v: unknown) => JSON.stringify(v));
+}

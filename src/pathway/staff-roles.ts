@@ -1,0 +1,39 @@
+/** Staff roles and what each may do. One table, read by the pages and the API alike. */
+export const ROLES = ['admin', 'mammographer', 'film_reader', 'programme_manager', 'support'] as const;
+export type Role = (typeof ROLES)[number];
+
+export const ROLE_LABELS: Record<Role, string> = {
+  admin: 'Screening office admin',
+  mammographer: 'Mammographer',
+  film_reader: 'Film reader',
+  programme_manager: 'Programme manager',
+  support: 'Support team',
+};
+
+export type Permission =
+  | 'participant.view'
+  | 'participant.edit'
+  | 'clinic.view'
+  | 'appointment.book'
+  | 'appointment.attendance'
+  | 'audit.view';
+
+const GRANTS: Record<Role, readonly Permission[]> = {
+  admin: [
+    'participant.view',
+    'participant.edit',
+    'clinic.view',
+    'appointment.book',
+    'appointment.attendance',
+    'audit.view',
+  ],
+  mammographer: ['participant.view', 'participant.edit', 'clinic.view', 'appointment.attendance'],
+  film_reader: ['participant.view', 'clinic.view'],
+  programme_manager: ['participant.view', 'clinic.view'],
+  // The support team looks after gateways and links, not people: no personal data.
+  support: ['clinic.view'],
+};
+
+export function can(role: Role, permission: Permission): boolean {
+  return GRANTS[role].includes(permission);
+}

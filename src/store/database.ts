@@ -1,0 +1,66 @@
+import { mkdirSync } from 'node:fs';
+import { PGlite } from '@electric-sql/pglite';
+import { Kysely, PostgresDialect } from 'kysely';
+import pg from 'pg';
+import { pgliteDialect } from './pglite-dialect.js';
+import type { Tables } from './tables.js';
+
+export type Db = Kysely<Tables>;
+
+/** Where the data lives: an embedded PGlite (a folder, or memory) or a PostgreSQL server. */
+export type DatabaseTarget = { kind: 'pglite'; dataDir?: string } | { kind: 'postgres'; url: string };
+
+export interface Database {
+  readonly db: Db;
+  readonly target: DatabaseTarget;
+  /** Runs SQL text that may hold several statements (migrations); no parameters. */
+  exec(sqlText: string): Promise<void>;
+  close(): Promise<void>;
+}
+
+const OID = { int8: 20, date: 1082 } as const;
+/** Calendar dates stay 'YYYY-MM-DD' strings (no time zone shifts); counts come back as numbers. */
+const keepDate = (value: string): string => value;
+const int8AsNumber = (value: string): number => Number(value);
+
+export function databaseTargetFromEnv(env: NodeJS.ProcessEnv, defaultDataDir?: string): DatabaseTarget {
+  if (env.DATABASE_URL) return { kind: 'postgres', url: env.DATABASE_URL };
+  return defaultDataDir === undefined ? { kind: 'pglite' } : { kind: 'pglite', dataDir: defaultDataDir };
+}
+
+export async function openDatabase(target: DatabaseTarget): Promise<Database> {
+  if (target.kind === 'postgres') {
+    const types = {
+      getTypeParser: (oid: number, format?: 'text' | 'binary') => {
+        if (oid === OID.date) return keepDate;
+        if (oid === OID.int8) return int8AsNumber;
+        // eslint-disable-next-line @typescript-eslint/no-unsafe-return
+        return pg.types.getTypeParser(oid, format);
+      },
+    } as pg.CustomTypesConfig;
+    const pool = new pg.Pool({ connectionString: target.url, types, max: 10 });
+    const db = new Kysely<Tables>({ dialect: new PostgresDialect({ pool }) });
+    return {
+      db,
+      target,
+      async exec(sqlText) {
+        await pool.query(sqlText);
+      },
+      close: () => db.destroy(),
+    };
+  }
+  if (target.dataDir) mkdirSync(target.dataDir, { recursive: true });
+  const pglite = await PGlite.create({
+    ...(target.dataDir ? { dataDir: target.dataDir } : {}),
+    parsers: { [OID.date]: keepDate, [OID.int8]: int8AsNumber },
+  });
+  const db = new Kysely<Tables>({ dialect: pgliteDialect(pglite) });
+  return {
+    db,
+    target,
+    async exec(sqlText) {
+      await pglite.exec(sqlText);
+    },
+    close: () => db.destroy(),
+  };
+}

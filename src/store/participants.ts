@@ -1,0 +1,158 @@
+import { sql } from 'kysely';
+import type { Source } from '../pathway/record-items.js';
+import { recordAudit, type Actor } from './audit.js';
+import type { Db } from './database.js';
+import { ConflictError, NotFoundError } from './errors.js';
+import type { FieldProvenance } from './tables.js';
+
+export type SearchQuery =
+  | { by: 'nhsNumber'; nhsNumber: string }
+  | { by: 'nameAndBirthDate'; familyName: string; givenName?: string; dateOfBirth: string }
+  | { by: 'postcode'; postcode: string };
+
+export const SEARCH_LIMIT = 50;
+
+/** Participants matching a search, closest first; the search itself is audited (it reveals who is on record). */
+export async function searchParticipants(db: Db, query: SearchQuery, actor: Actor) {
+  let q = db
+    .selectFrom('participant as p')
+    .leftJoin('gp_practice as g', 'g.ods_code', 'p.gp_practice_code')
+    .select([
+      'p.id',
+      'p.nhs_number',
+      'p.given_name',
+      'p.family_name',
+      'p.date_of_birth',
+      'p.date_of_death',
+      'p.postcode',
+      'g.name as gp_practice_name',
+    ])
+    .orderBy('p.family_name')
+    .orderBy('p.given_name')
+    .limit(SEARCH_LIMIT + 1);
+  if (query.by === 'nhsNumber') q = q.where('p.nhs_number', '=', query.nhsNumber);
+  if (query.by === 'postcode') q = q.where('p.postcode_key', '=', query.postcode.replaceAll(' ', '').toUpperCase());
+  if (query.by === 'nameAndBirthDate') {
+    q = q
+      .where('p.date_of_birth', '=', query.dateOfBirth)
+      .where(sql`lower(p.family_name)`, 'like', likePrefix(query.familyName));
+    if (query.givenName) q = q.where(sql`lower(p.given_name)`, 'like', likePrefix(query.givenName));
+  }
+  const rows = await q.execute();
+  await recordAudit(db, actor, {
+    action: 'participant.search',
+    entityType: 'participant',
+    detail: { by: query.by, results: Math.min(rows.length, SEARCH_LIMIT) },
+  });
+  return { rows: rows.slice(0, SEARCH_LIMIT), more: rows.length > SEARCH_LIMIT };
+}
+
+const likePrefix = (text: string) =>
+  text
+    .trim()
+    .toLowerCase()
+    .replace(/[\\%_]/g, (c) => '\\' + c) + '%';
+
+export async function participantIdByNhsNumber(db: Db, nhsNumber: string): Promise<string> {
+  const row = await db.selectFrom('participant').select('id').where('nhs_number', '=', nhsNumber).executeTakeFirst();
+  if (!row) throw new NotFoundError(`No participant has NHS number ${nhsNumber}`);
+  return row.id;
+}
+
+/** The demographic fields staff and feeds can correct, with their labels. */
+export const DEMOGRAPHIC_FIELDS = {
+  given_name: 'Given name',
+  family_name: 'Family name',
+  date_of_birth: 'Date of birth',
+  date_of_death: 'Date of death',
+  address_line1: 'Address line 1',
+  address_line2: 'Address line 2',
+  town: 'Town or city',
+  postcode: 'Postcode',
+  phone: 'Phone',
+  email: 'Email',
+  gp_practice_code: 'GP practice',
+} as const;
+export type DemographicField = keyof typeof DEMOGRAPHIC_FIELDS;
+export type Demographics = { [F in DemographicField]: string | null };
+
+export interface DemographicCorrection {
+  participantId: string;
+  /** The version the editor saw; a different current version means someone else changed it first. */
+  expectedVersion: number;
+  changes: Partial<Demographics>;
+  source: Source;
+  sourceDate: string;
+  reason: string | null;
+}
+
+/**
+ * Corrects demographic fields in one transaction: each changed field gets a history row with its source, the
+ * record's provenance names the new source, and the version moves on. Returns the fields that changed.
+ */
+export async function correctDemographics(db: Db, correction: DemographicCorrection, actor: Actor): Promise<string[]> {
+  return db.transaction().execute(async (tx) => {
+    const current = await tx
+      .selectFrom('participant')
+      .selectAll()
+      .where('id', '=', correction.participantId)
+      .forUpdate()
+      .executeTakeFirst();
+    if (!current) throw new NotFoundError('That participant no longer exists');
+    if (current.version !== correction.expectedVersion) {
+      const last = await tx
+        .selectFrom('participant_change as c')
+        .leftJoin('app_user as u', 'u.id', 'c.changed_by')
+        .select(['u.display_name', 'c.changed_at'])
+        .where('c.participant_id', '=', current.id)
+        .orderBy('c.id', 'desc')
+        .executeTakeFirst();
+      const who = last ? ` by ${last.display_name ?? 'an automatic feed'} at ${last.changed_at.toISOString()}` : '';
+      throw new ConflictError(
+        `This record was changed${who} after you opened it. Your changes have not been saved: check the record and make them again.`,
+      );
+    }
+    const changed = (Object.keys(correction.changes) as DemographicField[]).filter(
+      (field) => (correction.changes[field] ?? null) !== (current[field] ?? null),
+    );
+    if (changed.length === 0) return [];
+    const at = new Date().toISOString();
+    const provenance: Record<string, FieldProvenance> = { ...current.provenance };
+    for (const field of changed) {
+      provenance[field] = { source: correction.source, on: correction.sourceDate, at };
+    }
+    await tx
+      .insertInto('participant_change')
+      .values(
+        changed.map((field) => ({
+          participant_id: current.id,
+          field,
+          old_value: current[field] ?? null,
+          new_value: correction.changes[field] ?? null,
+          source: correction.source,
+          source_date: correction.sourceDate,
+          reason: correction.reason,
+          changed_by: actor.userId,
+        })),
+      )
+      .execute();
+    await tx
+      .updateTable('participant')
+      .set({
+        ...Object.fromEntries(changed.map((field) => [field, correction.changes[field] ?? null])),
+        provenance: JSON.stringify(provenance),
+        version: current.version + 1,
+        updated_at: new Date(),
+      })
+      .where('id', '=', current.id)
+      .execute();
+    await recordAudit(tx, actor, {
+      action: 'participant.correct',
+      entityType: 'participant',
+      entityId: current.id,
+      participantId: current.id,
+      detail: { fields: changed, source: correction.source },
+    });
+    return changed;
+  });
+}

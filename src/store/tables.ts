@@ -1,0 +1,163 @@
+import type { ColumnType, Generated } from 'kysely';
+import type { AppointmentStatus } from '../pathway/appointment-status.js';
+import type { ItemCategory, Side, Source } from '../pathway/record-items.js';
+import type { Role } from '../pathway/staff-roles.js';
+
+/** Kysely's view of the tables in migrations/*.sql. Calendar dates are 'YYYY-MM-DD' strings. */
+type CreatedAt = ColumnType<Date, Date | string | undefined, never>;
+type Timestamp = ColumnType<Date, Date | string, Date | string>;
+type Json<T> = ColumnType<T, string, string>;
+
+export interface FieldProvenance {
+  source: Source;
+  on: string;
+  at: string;
+}
+
+export interface Tables {
+  screening_office: { code: string; name: string };
+  gp_practice: { ods_code: string; name: string; postcode: string; bso_code: string };
+  site: { id: string; bso_code: string; name: string; kind: 'static' | 'mobile'; ae_title: string | null };
+  location: {
+    id: string;
+    bso_code: string;
+    name: string;
+    address: string;
+    postcode: string;
+    wheelchair_accessible: boolean;
+    static_site_id: string | null;
+  };
+  app_user: {
+    id: Generated<string>;
+    username: string;
+    display_name: string;
+    role: Role;
+    password_hash: string;
+    active: Generated<boolean>;
+    created_at: CreatedAt;
+  };
+  user_session: {
+    token_hash: string;
+    user_id: string;
+    kind: 'web' | 'api';
+    created_at: CreatedAt;
+    last_seen_at: ColumnType<Date, Date | string | undefined, Date | string>;
+    expires_at: Timestamp;
+    ip: string | null;
+  };
+  participant: {
+    id: Generated<string>;
+    nhs_number: string;
+    given_name: string;
+    family_name: string;
+    date_of_birth: string;
+    date_of_death: string | null;
+    sex: Generated<'female' | 'male' | 'other' | 'unknown'>;
+    address_line1: string;
+    address_line2: string | null;
+    town: string | null;
+    postcode: string;
+    postcode_key: ColumnType<string, never, never>;
+    phone: string | null;
+    email: string | null;
+    gp_practice_code: string | null;
+    bso_code: string;
+    ceased_reason: string | null;
+    ceased_on: string | null;
+    very_high_risk: Generated<boolean>;
+    provenance: Json<Record<string, FieldProvenance>>;
+    version: Generated<number>;
+    created_at: CreatedAt;
+    updated_at: ColumnType<Date, Date | string | undefined, Date | string>;
+  };
+  participant_change: {
+    id: Generated<number>;
+    participant_id: string;
+    field: string;
+    old_value: string | null;
+    new_value: string | null;
+    source: Source;
+    source_date: string;
+    reason: string | null;
+    changed_at: CreatedAt;
+    changed_by: string | null;
+  };
+  record_item: {
+    id: Generated<string>;
+    participant_id: string;
+    category: ItemCategory;
+    kind: string;
+    side: Side | null;
+    value: string | null;
+    details: Generated<string>;
+    temporary_until: string | null;
+    source: Source;
+    source_date: string;
+    recorded_at: CreatedAt;
+    recorded_by: string | null;
+    replaces_id: string | null;
+    superseded_at: ColumnType<Date | null, never, Date | string>;
+    removed_at: ColumnType<Date | null, never, Date | string>;
+    removed_reason: string | null;
+  };
+  episode: {
+    id: Generated<string>;
+    participant_id: string;
+    bso_code: string;
+    episode_type: 'C' | 'R' | 'E' | 'H' | 'T' | 'G' | 'S';
+    opened_on: string;
+    screened_on: string | null;
+    closed_on: string | null;
+    end_code: 'SC' | 'DNA' | 'CEASED' | 'NR' | 'WITHDRAWN' | null;
+    final_action: 'RR' | 'EC' | 'MT' | 'FP' | null;
+  };
+  clinic: {
+    id: Generated<string>;
+    site_id: string;
+    location_id: string;
+    clinic_date: string;
+    starts_at: string;
+    ends_at: string;
+    slot_minutes: number;
+    status: Generated<'open' | 'closed' | 'cancelled'>;
+    created_at: CreatedAt;
+  };
+  appointment: {
+    id: Generated<string>;
+    clinic_id: string;
+    participant_id: string;
+    episode_id: string | null;
+    slot_index: number;
+    slot_count: number;
+    status: AppointmentStatus;
+    status_reason: string | null;
+    accession_number: string;
+    rescheduled_from: string | null;
+    booked_at: CreatedAt;
+    booked_by: string | null;
+    version: Generated<number>;
+  };
+  appointment_slot: { clinic_id: string; slot_index: number; appointment_id: string };
+  appointment_status_event: {
+    id: Generated<number>;
+    appointment_id: string;
+    status: AppointmentStatus;
+    reason: string | null;
+    re_invite: boolean | null;
+    at: CreatedAt;
+    by_user: string | null;
+    via: ColumnType<'hub' | 'api' | 'gateway' | 'seed', 'hub' | 'api' | 'gateway' | 'seed' | undefined, never>;
+  };
+  audit_event: {
+    id: Generated<number>;
+    at: CreatedAt;
+    user_id: string | null;
+    username: string | null;
+    action: string;
+    entity_type: string;
+    entity_id: string | null;
+    participant_id: string | null;
+    ip: string | null;
+    detail: Json<Record<string, unknown>>;
+  };
+}
