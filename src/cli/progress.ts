@@ -10,7 +10,9 @@ export function progressReporter(stream: NodeJS.WriteStream = process.stderr) {
       const width = 30;
       const filled = total > 0 ? Math.round((done / total) * width) : width;
       const percent = total > 0 ? Math.floor((done / total) * 100) : 100;
-      stream.write(`\r${stage.padEnd(14)} [${'#'.repeat(filled)}${'.'.repeat(width - filled)}] ${String(percent).padStart(3)}% ${done}/${total}`);
+      stream.write(
+        `\r${stage.padEnd(14)} [${'#'.repeat(filled)}${'.'.repeat(width - filled)}] ${String(percent).padStart(3)}% ${done}/${total}`,
+      );
       if (finished) stream.write('\n');
     } else if (stage !== lastStage || finished) {
       if (finished) stream.write(`${stage}: ${done}/${total} done\n`);

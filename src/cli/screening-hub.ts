@@ -44,13 +44,21 @@ async function open(dataDir: string): Promise<Database> {
 }
 
 async function seedIfEmpty(database: Database, participants: number, seed: number): Promise<void> {
-  const existing = await database.db.selectFrom('participant').select((eb) => eb.fn.countAll<number>().as('n')).executeTakeFirstOrThrow();
+  const existing = await database.db
+    .selectFrom('participant')
+    .select((eb) => eb.fn.countAll<number>().as('n'))
+    .executeTakeFirstOrThrow();
   if (existing.n > 0) {
     console.error(`Demo data already loaded (${existing.n} participants): keeping it.`);
     return;
   }
   const started = Date.now();
-  const summary = await loadDemoOffice(database.db, { seed, participants, today: isoDateInLondon(new Date()), onProgress: progressReporter() });
+  const summary = await loadDemoOffice(database.db, {
+    seed,
+    participants,
+    today: isoDateInLondon(new Date()),
+    onProgress: progressReporter(),
+  });
   for (const user of DEMO_USERS) await createUser(database.db, { ...user, password: DEMO_PASSWORD });
   console.error(
     `Loaded a synthetic screening office in ${((Date.now() - started) / 1000).toFixed(1)} s: ${summary.participants} participants, ${summary.practices} GP practices, ${summary.clinics} clinics, ${summary.appointments} appointments.`,
@@ -80,7 +88,8 @@ async function main(argv: string[]): Promise<void> {
   }
   const participants = Number(values.participants);
   const seed = Number(values.seed);
-  if (!Number.isInteger(participants) || participants < 1) throw new Error('--participants must be a whole number above 0');
+  if (!Number.isInteger(participants) || participants < 1)
+    throw new Error('--participants must be a whole number above 0');
   if (!Number.isInteger(seed)) throw new Error('--seed must be a whole number');
 
   if (command === 'seed') {
@@ -94,9 +103,15 @@ async function main(argv: string[]): Promise<void> {
     if (!values.username || !values.name || !values.role || !ROLES.includes(values.role as Role)) {
       throw new Error(`create-user needs --username, --name and --role (one of ${ROLES.join(', ')})`);
     }
-    if (!password || password.length < 12) throw new Error('Set SCREENING_HUB_PASSWORD to a password of at least 12 characters');
+    if (!password || password.length < 12)
+      throw new Error('Set SCREENING_HUB_PASSWORD to a password of at least 12 characters');
     const database = await open(values.data);
-    await createUser(database.db, { username: values.username, displayName: values.name, role: values.role as Role, password });
+    await createUser(database.db, {
+      username: values.username,
+      displayName: values.name,
+      role: values.role as Role,
+      password,
+    });
     console.error(`Created ${values.username} (${values.role})`);
     await database.close();
     return;
@@ -120,7 +135,9 @@ async function main(argv: string[]): Promise<void> {
     const address = await app.listen({ port: Number(values.port), host: values.host });
     console.error(`Screening Hub is running at ${address.replace('127.0.0.1', 'localhost')}`);
     if (values.demo) {
-      console.error(`Sign in as ${DEMO_USERS.map((u) => u.username).join(', ')} with the password "${DEMO_PASSWORD}" (synthetic demo data only).`);
+      console.error(
+        `Sign in as ${DEMO_USERS.map((u) => u.username).join(', ')} with the password "${DEMO_PASSWORD}" (synthetic demo data only).`,
+      );
     }
     return;
   }

@@ -49,7 +49,9 @@ export async function buildHub(options: HubOptions): Promise<FastifyInstance> {
   const app = Fastify({
     logger: options.logger === undefined ? false : options.logger,
     trustProxy: true,
-    ...(options.logger ? { logger: { ...(typeof options.logger === 'object' ? options.logger : {}), serializers: logSerializers } } : {}),
+    ...(options.logger
+      ? { logger: { ...(typeof options.logger === 'object' ? options.logger : {}), serializers: logSerializers } }
+      : {}),
   });
   app.decorate('today', options.today ?? (() => isoDateInLondon(new Date())));
 
@@ -114,7 +116,7 @@ export async function buildHub(options: HubOptions): Promise<FastifyInstance> {
           ? 409
           : error instanceof RuleError
             ? 422
-            : (error as { statusCode?: number }).statusCode ?? 500;
+            : ((error as { statusCode?: number }).statusCode ?? 500);
     if (status >= 500) request.log.error(error);
     const code = (error as { code?: string }).code;
     const message =
@@ -128,18 +130,32 @@ export async function buildHub(options: HubOptions): Promise<FastifyInstance> {
         error:
           error instanceof RuleError
             ? 'rule'
-            : ({ 400: 'validation', 401: 'unauthorised', 403: 'forbidden', 404: 'not_found', 409: 'conflict' } as Record<number, string>)[status] ?? 'error',
+            : ((
+                {
+                  400: 'validation',
+                  401: 'unauthorised',
+                  403: 'forbidden',
+                  404: 'not_found',
+                  409: 'conflict',
+                } as Record<number, string>
+              )[status] ?? 'error'),
         message,
         ...(error instanceof RuleError ? { field: error.field } : {}),
       });
     }
-    return reply.code(status).view('error.njk', { title: status === 404 ? 'Page not found' : 'There is a problem', message, user: request.user });
+    return reply.code(status).view('error.njk', {
+      title: status === 404 ? 'Page not found' : 'There is a problem',
+      message,
+      user: request.user,
+    });
   });
   app.setNotFoundHandler(async (request, reply) => {
     if (request.url.startsWith('/api/') || request.url.startsWith('/fhir/')) {
       return reply.code(404).send({ error: 'not_found', message: 'No such endpoint' });
     }
-    return reply.code(404).view('error.njk', { title: 'Page not found', message: 'Check the address.', user: request.user });
+    return reply
+      .code(404)
+      .view('error.njk', { title: 'Page not found', message: 'Check the address.', user: request.user });
   });
 
   registerSignInPages(app, options.db, options.secureCookies !== false);

@@ -41,7 +41,7 @@ export const isoDateField = (label: string) =>
     .refine((v) => isIsoDate(v), `${label[0]?.toUpperCase()}${label.slice(1)} must be a real date, like 2026-03-27`);
 
 /**
- * A date from the NHS date input's three boxes (name-day, name-month, name-year), with the design system's
+ * A date from the NHS date input's three boxes (name[day], name[month], name[year]), with the design system's
  * messages: "Date of birth must include a month", "must be a real date", "must be in the past".
  */
 export function dateFromParts(
@@ -50,9 +50,13 @@ export function dateFromParts(
   label: string,
   options: { required: boolean; past?: boolean; today: string },
 ): { value: string | null; error?: string } {
-  const part = (p: string) => String(body[`${name}-${p}`] ?? '').trim();
+  const part = (p: string) => {
+    const value = body[`${name}[${p}]`];
+    return typeof value === 'string' ? value.trim() : '';
+  };
   const [day, month, year] = [part('day'), part('month'), part('year')];
-  if (!day && !month && !year) return options.required ? { value: null, error: `Enter ${label.toLowerCase()}` } : { value: null };
+  if (!day && !month && !year)
+    return options.required ? { value: null, error: `Enter ${label.toLowerCase()}` } : { value: null };
   const missing = [!day && 'day', !month && 'month', !year && 'year'].filter(Boolean);
   if (missing.length > 0) return { value: null, error: `${label} must include a ${missing.join(' and ')}` };
   if (!/^\d{1,2}$/.test(day) || !/^\d{1,2}$/.test(month) || !/^\d{4}$/.test(year)) {
@@ -64,8 +68,8 @@ export function dateFromParts(
   return { value: iso };
 }
 
-/** The three boxes' values for re-showing a date input. */
-export function dateParts(iso: string | null | undefined) {
+/** The three boxes' form values for showing a stored date in a date input named `name`. */
+export function dateParts(name: string, iso: string | null | undefined): Record<string, string> {
   const [year, month, day] = (iso ?? '').split('-');
-  return { day: day ?? '', month: month ?? '', year: year ?? '' };
+  return { [`${name}[day]`]: day ?? '', [`${name}[month]`]: month ?? '', [`${name}[year]`]: year ?? '' };
 }

@@ -2,10 +2,30 @@ import type { Environment } from 'nunjucks';
 import { STATUS_LABELS, type AppointmentStatus } from '../pathway/appointment-status.js';
 import { ageOn } from '../pathway/dates.js';
 import { formatNhsNumber } from '../pathway/nhs-number.js';
-import { CATEGORY_LABELS, itemKind, SIDE_LABELS, SOURCE_LABELS, type Side, type Source } from '../pathway/record-items.js';
+import {
+  CATEGORY_LABELS,
+  itemKind,
+  SIDE_LABELS,
+  SOURCE_LABELS,
+  type Side,
+  type Source,
+} from '../pathway/record-items.js';
 import { ROLE_LABELS, type Role } from '../pathway/staff-roles.js';
 
-const MONTHS = ['January', 'February', 'March', 'April', 'May', 'June', 'July', 'August', 'September', 'October', 'November', 'December'];
+const MONTHS = [
+  'January',
+  'February',
+  'March',
+  'April',
+  'May',
+  'June',
+  'July',
+  'August',
+  'September',
+  'October',
+  'November',
+  'December',
+];
 const DAYS = ['Sunday', 'Monday', 'Tuesday', 'Wednesday', 'Thursday', 'Friday', 'Saturday'];
 
 /** '2026-11-23' → '23 November 2026' (the NHS style for dates). */

@@ -37,7 +37,7 @@ export async function openDatabase(target: DatabaseTarget): Promise<Database> {
         // eslint-disable-next-line @typescript-eslint/no-unsafe-return
         return pg.types.getTypeParser(oid, format);
       },
-    } as pg.CustomTypesConfig;
+    };
     const pool = new pg.Pool({ connectionString: target.url, types, max: 10 });
     const db = new Kysely<Tables>({ dialect: new PostgresDialect({ pool }) });
     return {

@@ -23,7 +23,14 @@ describe('hub pages', () => {
   it('shows no personal data without sign-in: every page sends you to sign in', async () => {
     const p = await addParticipant(database.db);
     const client = new PageClient(app);
-    for (const url of ['/participants', `/participants/${p.id}`, '/clinics', '/today', '/admin/audit', `/clinics/${clinics.accessibleClinic}`]) {
+    for (const url of [
+      '/participants',
+      `/participants/${p.id}`,
+      '/clinics',
+      '/today',
+      '/admin/audit',
+      `/clinics/${clinics.accessibleClinic}`,
+    ]) {
       const response = await client.get(url);
       expect(response.statusCode, url).toBe(302);
       expect(response.headers.location).toBe(`/sign-in?next=${encodeURIComponent(url)}`);
@@ -64,9 +71,20 @@ describe('hub pages', () => {
     const found = await client.post('/participants', { by: 'nhsNumber', nhsNumber: formatNhsNumber(p.nhs_number) });
     expect(found.statusCode).toBe(303);
     expect(found.headers.location).toBe(`/participants/${p.id}`);
-    const byName = await client.post('/participants', { by: 'nameAndBirthDate', familyName: 'search', 'dateOfBirth-day': '14', 'dateOfBirth-month': '5', 'dateOfBirth-year': '1966' });
+    const byName = await client.post('/participants', {
+      by: 'nameAndBirthDate',
+      familyName: 'search',
+      'dateOfBirth[day]': '14',
+      'dateOfBirth[month]': '5',
+      'dateOfBirth[year]': '1966',
+    });
     expect(byName.body).toContain(`/participants/${p.id}`);
-    const noMonth = await client.post('/participants', { by: 'nameAndBirthDate', familyName: 'search', 'dateOfBirth-day': '14', 'dateOfBirth-year': '1966' });
+    const noMonth = await client.post('/participants', {
+      by: 'nameAndBirthDate',
+      familyName: 'search',
+      'dateOfBirth[day]': '14',
+      'dateOfBirth[year]': '1966',
+    });
     expect(noMonth.body).toContain('Date of birth must include a month');
   });
 
@@ -86,7 +104,11 @@ describe('hub pages', () => {
     expect(page.body).toContain('In symptomatic treatment');
     // A film reader may look but not change.
     expect(page.body).not.toContain('Correct personal details');
-    const audit = await database.db.selectFrom('audit_event').select(['action', 'username']).where('participant_id', '=', p.id).execute();
+    const audit = await database.db
+      .selectFrom('audit_event')
+      .select(['action', 'username'])
+      .where('participant_id', '=', p.id)
+      .execute();
     expect(audit).toContainEqual({ action: 'participant.view', username: 'reader' });
   });
 
@@ -95,7 +117,11 @@ describe('hub pages', () => {
     const client = new PageClient(app);
     await client.signIn('mammographer');
     await client.get(`/participants/${p.id}/items/new?category=clinical`);
-    const missing = await client.post(`/participants/${p.id}/items`, { category: 'clinical', kind: 'implants', source: 'participant' });
+    const missing = await client.post(`/participants/${p.id}/items`, {
+      category: 'clinical',
+      kind: 'implants',
+      source: 'participant',
+    });
     expect(missing.statusCode).toBe(400);
     expect(missing.body).toContain('Select which side: breast implants');
     expect(missing.body).toContain('Enter the date the source gave it');
@@ -105,9 +131,9 @@ describe('hub pages', () => {
       side: 'bilateral',
       details: 'Augmentation 2015',
       source: 'participant',
-      'sourceDate-day': '20',
-      'sourceDate-month': '11',
-      'sourceDate-year': '2026',
+      'sourceDate[day]': '20',
+      'sourceDate[month]': '11',
+      'sourceDate[year]': '2026',
     });
     expect(saved.statusCode).toBe(303);
     const record = await client.get(saved.headers.location as string);
@@ -126,9 +152,9 @@ describe('hub pages', () => {
     const form = {
       given_name: 'Jane',
       family_name: 'Testwoman',
-      'date_of_birth-day': '14',
-      'date_of_birth-month': '5',
-      'date_of_birth-year': '1966',
+      'date_of_birth[day]': '14',
+      'date_of_birth[month]': '5',
+      'date_of_birth[year]': '1966',
       address_line1: '2 Test Street',
       address_line2: '',
       town: '',
@@ -138,19 +164,30 @@ describe('hub pages', () => {
       reason: '',
       version: '1',
       source: 'staff',
-      'sourceDate-day': '23',
-      'sourceDate-month': '11',
-      'sourceDate-year': '2026',
+      'sourceDate[day]': '23',
+      'sourceDate[month]': '11',
+      'sourceDate[year]': '2026',
     };
-    expect((await first.post(`/participants/${p.id}/demographics`, { ...form, postcode: 'LS1 1AA' })).statusCode).toBe(303);
+    expect((await first.post(`/participants/${p.id}/demographics`, { ...form, postcode: 'LS1 1AA' })).statusCode).toBe(
+      303,
+    );
     const late = await second.post(`/participants/${p.id}/demographics`, { ...form, postcode: 'LS2 2BB' });
     expect(late.statusCode).toBe(409);
     expect(late.body).toContain('changed by Alex Admin');
-    const bad = await first.post(`/participants/${p.id}/demographics`, { ...form, version: '2', postcode: 'not a postcode', email: 'nope' });
+    const bad = await first.post(`/participants/${p.id}/demographics`, {
+      ...form,
+      version: '2',
+      postcode: 'not a postcode',
+      email: 'nope',
+    });
     expect(bad.statusCode).toBe(400);
     expect(bad.body).toContain('Enter a full UK postcode');
     expect(bad.body).toContain('Enter an email address in the right format');
-    const row = await database.db.selectFrom('participant').select(['postcode', 'version']).where('id', '=', p.id).executeTakeFirstOrThrow();
+    const row = await database.db
+      .selectFrom('participant')
+      .select(['postcode', 'version'])
+      .where('id', '=', p.id)
+      .executeTakeFirstOrThrow();
     expect(row).toEqual({ postcode: 'LS1 1AA', version: 2 });
   });
 
@@ -187,7 +224,11 @@ describe('hub pages', () => {
     const today = await mammographer.get('/today?site=static-1');
     expect(today.body).toContain('Next: ');
     expect(today.body).toContain('Bookable PERSON');
-    const checkedIn = await mammographer.post(`${rebookedUrl}/status`, { to: 'checked_in', version: '1', next: 'today' });
+    const checkedIn = await mammographer.post(`${rebookedUrl}/status`, {
+      to: 'checked_in',
+      version: '1',
+      next: 'today',
+    });
     expect(checkedIn.statusCode).toBe(303);
     expect(checkedIn.headers.location).toBe('/today?site=static-1');
     await admin.get(rebookedUrl);

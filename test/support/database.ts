@@ -7,7 +7,9 @@ import { migrate } from '../../src/store/migrate.js';
  * The databases the store tests run on: always an in-memory PGlite, and also a fresh database on the PostgreSQL
  * server when DATABASE_URL is set (.ci/run sets it). Each call makes a new, migrated, empty database.
  */
-export const BACKENDS: readonly ('pglite' | 'postgres')[] = process.env.DATABASE_URL ? ['pglite', 'postgres'] : ['pglite'];
+export const BACKENDS: readonly ('pglite' | 'postgres')[] = process.env.DATABASE_URL
+  ? ['pglite', 'postgres']
+  : ['pglite'];
 
 export async function freshDatabase(kind: 'pglite' | 'postgres'): Promise<Database & { drop(): Promise<void> }> {
   if (kind === 'pglite') {

@@ -41,19 +41,40 @@ export async function smallOffice(db: Db): Promise<Office> {
   await db
     .insertInto('location')
     .values([
-      { id: 'central', bso_code: 'TST', name: 'Central Breast Unit', address: '1 Infirmary Street', postcode: 'LS1 3EX', wheelchair_accessible: true, static_site_id: 'static-1' },
-      { id: 'car-park', bso_code: 'TST', name: 'Supermarket car park', address: 'Ring Road', postcode: 'LS12 1AA', wheelchair_accessible: false, static_site_id: null },
+      {
+        id: 'central',
+        bso_code: 'TST',
+        name: 'Central Breast Unit',
+        address: '1 Infirmary Street',
+        postcode: 'LS1 3EX',
+        wheelchair_accessible: true,
+        static_site_id: 'static-1',
+      },
+      {
+        id: 'car-park',
+        bso_code: 'TST',
+        name: 'Supermarket car park',
+        address: 'Ring Road',
+        postcode: 'LS12 1AA',
+        wheelchair_accessible: false,
+        static_site_id: null,
+      },
     ])
     .execute();
   const [admin, mammographer, reader, support] = await Promise.all([
     createUser(db, { username: 'admin', displayName: 'Alex Admin', role: 'admin', password: PASSWORD }),
-    createUser(db, { username: 'mammographer', displayName: 'Morgan Mammographer', role: 'mammographer', password: PASSWORD }),
+    createUser(db, {
+      username: 'mammographer',
+      displayName: 'Morgan Mammographer',
+      role: 'mammographer',
+      password: PASSWORD,
+    }),
     createUser(db, { username: 'reader', displayName: 'Riley Reader', role: 'film_reader', password: PASSWORD }),
     createUser(db, { username: 'support', displayName: 'Sam Support', role: 'support', password: PASSWORD }),
   ]);
   return {
-    users: { admin: admin!, mammographer: mammographer!, reader: reader!, support: support! },
-    actor: { userId: admin!.id, username: 'admin', ip: '127.0.0.1' },
+    users: { admin, mammographer, reader, support },
+    actor: { userId: admin.id, username: 'admin', ip: '127.0.0.1' },
   };
 }
 
@@ -82,7 +103,15 @@ export async function newClinics(db: Db): Promise<Clinics> {
 
 export async function addParticipant(
   db: Db,
-  overrides: Partial<{ given_name: string; family_name: string; date_of_birth: string; postcode: string; date_of_death: string; ceased_reason: string; ceased_on: string }> = {},
+  overrides: Partial<{
+    given_name: string;
+    family_name: string;
+    date_of_birth: string;
+    postcode: string;
+    date_of_death: string;
+    ceased_reason: string;
+    ceased_on: string;
+  }> = {},
 ) {
   return db
     .insertInto('participant')
@@ -95,17 +124,36 @@ export async function addParticipant(
       postcode: 'LS6 2AB',
       gp_practice_code: 'Y00001',
       bso_code: 'TST',
-      provenance: JSON.stringify({ postcode: { source: 'bs_select', on: '2026-01-02', at: '2026-01-02T09:00:00.000Z' } }),
+      provenance: JSON.stringify({
+        postcode: { source: 'bs_select', on: '2026-01-02', at: '2026-01-02T09:00:00.000Z' },
+      }),
       ...overrides,
     })
     .returning(['id', 'nhs_number', 'version'])
     .executeTakeFirstOrThrow();
 }
 
-export async function addItem(db: Db, participantId: string, kind: string, side: 'left' | 'right' | 'bilateral' | null = null) {
-  const categories: Record<string, 'clinical' | 'access' | 'communication'> = { implants: 'clinical', wheelchair: 'access', large_print: 'communication', symptomatic_treatment: 'clinical' };
+export async function addItem(
+  db: Db,
+  participantId: string,
+  kind: string,
+  side: 'left' | 'right' | 'bilateral' | null = null,
+) {
+  const categories: Record<string, 'clinical' | 'access' | 'communication'> = {
+    implants: 'clinical',
+    wheelchair: 'access',
+    large_print: 'communication',
+    symptomatic_treatment: 'clinical',
+  };
   await db
     .insertInto('record_item')
-    .values({ participant_id: participantId, category: categories[kind] ?? 'clinical', kind, side, source: 'gp', source_date: '2026-01-01' })
+    .values({
+      participant_id: participantId,
+      category: categories[kind] ?? 'clinical',
+      kind,
+      side,
+      source: 'gp',
+      source_date: '2026-01-01',
+    })
     .execute();
 }

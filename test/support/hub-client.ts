@@ -4,7 +4,12 @@ import type { Db } from '../../src/store/database.js';
 import { PASSWORD, TODAY } from './fixtures.js';
 
 export async function testHub(db: Db): Promise<FastifyInstance> {
-  return buildHub({ db, secureCookies: false, today: () => TODAY, cookieSecret: 'test-cookie-secret-test-cookie-secret' });
+  return buildHub({
+    db,
+    secureCookies: false,
+    today: () => TODAY,
+    cookieSecret: 'test-cookie-secret-test-cookie-secret',
+  });
 }
 
 /** A browser-like client over inject: keeps cookies, finds the CSRF token in the last page, follows nothing. */
@@ -50,7 +55,11 @@ export class PageClient {
 }
 
 export async function apiToken(app: FastifyInstance, username: string): Promise<string> {
-  const response = await app.inject({ method: 'POST', url: '/api/v1/tokens', payload: { username, password: PASSWORD } });
+  const response = await app.inject({
+    method: 'POST',
+    url: '/api/v1/tokens',
+    payload: { username, password: PASSWORD },
+  });
   if (response.statusCode !== 201) throw new Error(`token: ${response.statusCode} ${response.body}`);
-  return (response.json() as { token: string }).token;
+  return response.json<{ token: string }>().token;
 }

@@ -110,7 +110,9 @@ export function fhirAppointment(a: AppointmentSource) {
       { actor: { reference: `Patient/${a.participant_id}` }, status: 'accepted' },
       { actor: { display: `${a.site_name}, ${a.location_name}` }, status: 'accepted' },
     ],
-    extension: [{ url: 'https://screening-hub.example.nhs.uk/StructureDefinition/appointment-status', valueCode: a.status }],
+    extension: [
+      { url: 'https://screening-hub.example.nhs.uk/StructureDefinition/appointment-status', valueCode: a.status },
+    ],
   };
 }
 

@@ -1,7 +1,12 @@
 import swagger from '@fastify/swagger';
 import swaggerUi from '@fastify/swagger-ui';
 import type { FastifyInstance } from 'fastify';
-import { jsonSchemaTransform, serializerCompiler, validatorCompiler, type ZodTypeProvider } from 'fastify-type-provider-zod';
+import {
+  jsonSchemaTransform,
+  serializerCompiler,
+  validatorCompiler,
+  type ZodTypeProvider,
+} from 'fastify-type-provider-zod';
 import { z } from 'zod';
 import { APPOINTMENT_STATUSES } from '../../pathway/appointment-status.js';
 import { slotTime } from '../../pathway/clinic-slots.js';
@@ -10,9 +15,20 @@ import { authenticate, SESSION_MAX_MS, startSession } from '../../store/accounts
 import { recordAudit } from '../../store/audit.js';
 import type { Db } from '../../store/database.js';
 import { RuleError } from '../../store/errors.js';
-import { bookAppointment, changeAppointmentStatus, listClinics, loadClinic, rescheduleAppointment } from '../../store/clinics.js';
+import {
+  bookAppointment,
+  changeAppointmentStatus,
+  listClinics,
+  loadClinic,
+  rescheduleAppointment,
+} from '../../store/clinics.js';
 import { loadParticipantRecord } from '../../store/participant-record.js';
-import { correctDemographics, DEMOGRAPHIC_FIELDS, searchParticipants, type SearchQuery } from '../../store/participants.js';
+import {
+  correctDemographics,
+  DEMOGRAPHIC_FIELDS,
+  searchParticipants,
+  type SearchQuery,
+} from '../../store/participants.js';
 import { addItem } from '../../store/record-items.js';
 import { actorOf, apiNeeds } from '../auth.js';
 import { isoDateField, nhsNumberField } from '../forms.js';
@@ -82,9 +98,14 @@ export async function registerApi(app: FastifyInstance, db: Db): Promise<void> {
       },
       async (request, reply) => {
         const user = await authenticate(db, request.body.username, request.body.password);
-        if (!user) return reply.code(401).send({ error: 'unauthorised', message: 'The username or password is not right' });
+        if (!user)
+          return reply.code(401).send({ error: 'unauthorised', message: 'The username or password is not right' });
         const token = await startSession(db, user.id, 'api', request.ip);
-        await recordAudit(db, { userId: user.id, username: user.username, ip: request.ip }, { action: 'api_token', entityType: 'session' });
+        await recordAudit(
+          db,
+          { userId: user.id, username: user.username, ip: request.ip },
+          { action: 'api_token', entityType: 'session' },
+        );
         return reply.code(201).send({ token, expiresAt: new Date(Date.now() + SESSION_MAX_MS).toISOString() });
       },
     );
@@ -93,7 +114,12 @@ export async function registerApi(app: FastifyInstance, db: Db): Promise<void> {
       '/api/v1/participants',
       {
         preHandler: apiNeeds('participant.view'),
-        schema: { tags: ['participants'], summary: 'Find participants', security: bearer, querystring: participantSearch },
+        schema: {
+          tags: ['participants'],
+          summary: 'Find participants',
+          security: bearer,
+          querystring: participantSearch,
+        },
       },
       async (request) => {
         const q = request.query;
@@ -101,7 +127,12 @@ export async function registerApi(app: FastifyInstance, db: Db): Promise<void> {
           ? { by: 'nhsNumber', nhsNumber: q.nhsNumber }
           : q.postcode
             ? { by: 'postcode', postcode: q.postcode }
-            : { by: 'nameAndBirthDate', familyName: q.familyName!, dateOfBirth: q.dateOfBirth!, ...(q.givenName ? { givenName: q.givenName } : {}) };
+            : {
+                by: 'nameAndBirthDate',
+                familyName: q.familyName!,
+                dateOfBirth: q.dateOfBirth!,
+                ...(q.givenName ? { givenName: q.givenName } : {}),
+              };
         const { rows, more } = await searchParticipants(db, query, actorOf(request));
         return { participants: rows, more };
       },
@@ -111,7 +142,12 @@ export async function registerApi(app: FastifyInstance, db: Db): Promise<void> {
       '/api/v1/participants/:id',
       {
         preHandler: apiNeeds('participant.view'),
-        schema: { tags: ['participants'], summary: 'The whole-person record, with provenance and history', security: bearer, params: idParam },
+        schema: {
+          tags: ['participants'],
+          summary: 'The whole-person record, with provenance and history',
+          security: bearer,
+          params: idParam,
+        },
       },
       async (request) => loadParticipantRecord(db, { id: request.params.id }, actorOf(request)),
     );
@@ -150,7 +186,13 @@ export async function registerApi(app: FastifyInstance, db: Db): Promise<void> {
       '/api/v1/participants/:id/items',
       {
         preHandler: apiNeeds('participant.edit'),
-        schema: { tags: ['participants'], summary: 'Add clinical history, an access need or a communication preference', security: bearer, params: idParam, body: itemBody },
+        schema: {
+          tags: ['participants'],
+          summary: 'Add clinical history, an access need or a communication preference',
+          security: bearer,
+          params: idParam,
+          body: itemBody,
+        },
       },
       async (request, reply) => {
         const problem = itemProblems(request.body, app.today())[0];
@@ -168,7 +210,12 @@ export async function registerApi(app: FastifyInstance, db: Db): Promise<void> {
           tags: ['clinics'],
           summary: 'Clinics between two dates',
           security: bearer,
-          querystring: z.object({ from: isoDateField('from'), to: isoDateField('to'), siteId: z.string().optional(), locationId: z.string().optional() }),
+          querystring: z.object({
+            from: isoDateField('from'),
+            to: isoDateField('to'),
+            siteId: z.string().optional(),
+            locationId: z.string().optional(),
+          }),
         },
       },
       async (request) => ({ clinics: await listClinics(db, request.query) }),
@@ -176,7 +223,15 @@ export async function registerApi(app: FastifyInstance, db: Db): Promise<void> {
 
     r.get(
       '/api/v1/clinics/:id',
-      { preHandler: apiNeeds('clinic.view'), schema: { tags: ['clinics'], summary: 'A clinic with its slots and appointments', security: bearer, params: idParam } },
+      {
+        preHandler: apiNeeds('clinic.view'),
+        schema: {
+          tags: ['clinics'],
+          summary: 'A clinic with its slots and appointments',
+          security: bearer,
+          params: idParam,
+        },
+      },
       async (request) => loadClinic(db, request.params.id, actorOf(request)),
     );
 
@@ -188,7 +243,11 @@ export async function registerApi(app: FastifyInstance, db: Db): Promise<void> {
           tags: ['appointments'],
           summary: 'Book an appointment (the first free slot when slotIndex is absent)',
           security: bearer,
-          body: z.object({ participantId: z.uuid(), clinicId: z.uuid(), slotIndex: z.number().int().min(0).optional() }),
+          body: z.object({
+            participantId: z.uuid(),
+            clinicId: z.uuid(),
+            slotIndex: z.number().int().min(0).optional(),
+          }),
         },
       },
       async (request, reply) => {
@@ -206,12 +265,21 @@ export async function registerApi(app: FastifyInstance, db: Db): Promise<void> {
           summary: 'Record attendance or cancel; 409 if the appointment changed since `version`',
           security: bearer,
           params: idParam,
-          body: z.object({ version: z.number().int().positive(), status: z.enum(APPOINTMENT_STATUSES), reason: z.string().max(500).nullable().default(null) }),
+          body: z.object({
+            version: z.number().int().positive(),
+            status: z.enum(APPOINTMENT_STATUSES),
+            reason: z.string().max(500).nullable().default(null),
+          }),
         },
       },
       async (request) => {
         const { version, status, reason } = request.body;
-        await changeAppointmentStatus(db, { appointmentId: request.params.id, expectedVersion: version, to: status, reason, via: 'api' }, actorOf(request), app.today());
+        await changeAppointmentStatus(
+          db,
+          { appointmentId: request.params.id, expectedVersion: version, to: status, reason, via: 'api' },
+          actorOf(request),
+          app.today(),
+        );
         return { status };
       },
     );
@@ -225,12 +293,26 @@ export async function registerApi(app: FastifyInstance, db: Db): Promise<void> {
           summary: 'Move an appointment to another clinic or time',
           security: bearer,
           params: idParam,
-          body: z.object({ version: z.number().int().positive(), clinicId: z.uuid(), slotIndex: z.number().int().min(0).optional() }),
+          body: z.object({
+            version: z.number().int().positive(),
+            clinicId: z.uuid(),
+            slotIndex: z.number().int().min(0).optional(),
+          }),
         },
       },
       async (request, reply) => {
         const { version, clinicId, slotIndex } = request.body;
-        const id = await rescheduleAppointment(db, { appointmentId: request.params.id, expectedVersion: version, clinicId, ...(slotIndex === undefined ? {} : { slotIndex }) }, actorOf(request), app.today());
+        const id = await rescheduleAppointment(
+          db,
+          {
+            appointmentId: request.params.id,
+            expectedVersion: version,
+            clinicId,
+            ...(slotIndex === undefined ? {} : { slotIndex }),
+          },
+          actorOf(request),
+          app.today(),
+        );
         return reply.code(201).send({ id });
       },
     );
@@ -249,11 +331,20 @@ export async function registerApi(app: FastifyInstance, db: Db): Promise<void> {
 
     r.get(
       '/fhir/Patient/:id',
-      { preHandler: apiNeeds('participant.view'), schema: { tags: ['fhir'], summary: 'FHIR R4 Patient', security: bearer, params: idParam } },
+      {
+        preHandler: apiNeeds('participant.view'),
+        schema: { tags: ['fhir'], summary: 'FHIR R4 Patient', security: bearer, params: idParam },
+      },
       async (request, reply) => {
         const [p] = await patientRow({ id: request.params.id });
         if (!p) return reply.code(404).type(fhirJson).send(operationOutcome('not-found', 'No such Patient'));
-        await recordAudit(db, actorOf(request), { action: 'participant.view', entityType: 'participant', entityId: p.id, participantId: p.id, detail: { via: 'fhir' } });
+        await recordAudit(db, actorOf(request), {
+          action: 'participant.view',
+          entityType: 'participant',
+          entityId: p.id,
+          participantId: p.id,
+          detail: { via: 'fhir' },
+        });
         return reply.type(fhirJson).send(fhirPatient(p));
       },
     );
@@ -266,14 +357,27 @@ export async function registerApi(app: FastifyInstance, db: Db): Promise<void> {
           tags: ['fhir'],
           summary: `FHIR R4 Patient search by identifier=${NHS_NUMBER_SYSTEM}|<NHS number>`,
           security: bearer,
-          querystring: z.object({ identifier: z.string().regex(/^https:\/\/fhir\.nhs\.uk\/Id\/nhs-number\|\d{10}$/, `identifier must be ${NHS_NUMBER_SYSTEM}|<10 digits>`) }),
+          querystring: z.object({
+            identifier: z
+              .string()
+              .regex(
+                /^https:\/\/fhir\.nhs\.uk\/Id\/nhs-number\|\d{10}$/,
+                `identifier must be ${NHS_NUMBER_SYSTEM}|<10 digits>`,
+              ),
+          }),
         },
       },
       async (request, reply) => {
         const nhsNumber = request.query.identifier.split('|')[1]!;
         const rows = await patientRow({ nhsNumber });
         for (const p of rows) {
-          await recordAudit(db, actorOf(request), { action: 'participant.view', entityType: 'participant', entityId: p.id, participantId: p.id, detail: { via: 'fhir' } });
+          await recordAudit(db, actorOf(request), {
+            action: 'participant.view',
+            entityType: 'participant',
+            entityId: p.id,
+            participantId: p.id,
+            detail: { via: 'fhir' },
+          });
         }
         return reply.type(fhirJson).send(searchsetBundle(rows.map(fhirPatient)));
       },
@@ -285,9 +389,24 @@ export async function registerApi(app: FastifyInstance, db: Db): Promise<void> {
         .innerJoin('clinic as c', 'c.id', 'a.clinic_id')
         .innerJoin('site as s', 's.id', 'c.site_id')
         .innerJoin('location as l', 'l.id', 'c.location_id')
-        .select(['a.id', 'a.status', 'a.status_reason', 'a.accession_number', 'a.participant_id', 'a.slot_index', 'a.slot_count', 'c.clinic_date', 'c.starts_at', 'c.slot_minutes', 's.name as site_name', 'l.name as location_name'])
+        .select([
+          'a.id',
+          'a.status',
+          'a.status_reason',
+          'a.accession_number',
+          'a.participant_id',
+          'a.slot_index',
+          'a.slot_count',
+          'c.clinic_date',
+          'c.starts_at',
+          'c.slot_minutes',
+          's.name as site_name',
+          'l.name as location_name',
+        ])
         .$if('id' in where, (q) => q.where('a.id', '=', (where as { id: string }).id))
-        .$if('participantId' in where, (q) => q.where('a.participant_id', '=', (where as { participantId: string }).participantId))
+        .$if('participantId' in where, (q) =>
+          q.where('a.participant_id', '=', (where as { participantId: string }).participantId),
+        )
         .orderBy('c.clinic_date')
         .execute();
     const toAppointment = (a: Awaited<ReturnType<typeof appointmentRows>>[number]) => {
@@ -297,7 +416,10 @@ export async function registerApi(app: FastifyInstance, db: Db): Promise<void> {
 
     r.get(
       '/fhir/Appointment/:id',
-      { preHandler: apiNeeds('clinic.view'), schema: { tags: ['fhir'], summary: 'FHIR R4 Appointment', security: bearer, params: idParam } },
+      {
+        preHandler: apiNeeds('clinic.view'),
+        schema: { tags: ['fhir'], summary: 'FHIR R4 Appointment', security: bearer, params: idParam },
+      },
       async (request, reply) => {
         const [a] = await appointmentRows({ id: request.params.id });
         if (!a) return reply.code(404).type(fhirJson).send(operationOutcome('not-found', 'No such Appointment'));
@@ -309,13 +431,26 @@ export async function registerApi(app: FastifyInstance, db: Db): Promise<void> {
       '/fhir/Appointment',
       {
         preHandler: apiNeeds('participant.view'),
-        schema: { tags: ['fhir'], summary: 'FHIR R4 Appointment search by patient=Patient/<id>', security: bearer, querystring: z.object({ patient: z.string().regex(/^(Patient\/)?[0-9a-f-]{36}$/, 'patient must be Patient/<id>') }) },
+        schema: {
+          tags: ['fhir'],
+          summary: 'FHIR R4 Appointment search by patient=Patient/<id>',
+          security: bearer,
+          querystring: z.object({
+            patient: z.string().regex(/^(Patient\/)?[0-9a-f-]{36}$/, 'patient must be Patient/<id>'),
+          }),
+        },
       },
       async (request, reply) => {
         const participantId = request.query.patient.replace(/^Patient\//, '');
         const rows = await appointmentRows({ participantId });
         if (rows.length === 0) return reply.type(fhirJson).send(searchsetBundle([]));
-        await recordAudit(db, actorOf(request), { action: 'appointment.list', entityType: 'participant', entityId: participantId, participantId, detail: { via: 'fhir', results: rows.length } });
+        await recordAudit(db, actorOf(request), {
+          action: 'appointment.list',
+          entityType: 'participant',
+          entityId: participantId,
+          participantId,
+          detail: { via: 'fhir', results: rows.length },
+        });
         return reply.type(fhirJson).send(searchsetBundle(rows.map(toAppointment)));
       },
     );

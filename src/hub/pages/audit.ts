@@ -25,7 +25,10 @@ export function registerAuditPages(app: FastifyInstance, db: Db): void {
           ...(before !== undefined ? { beforeId: before } : {}),
         });
     const last = events.at(-1);
-    const params = new URLSearchParams({ ...(q.nhsNumber ? { nhsNumber: q.nhsNumber } : {}), ...(q.username ? { username: q.username } : {}) });
+    const params = new URLSearchParams({
+      ...(q.nhsNumber ? { nhsNumber: q.nhsNumber } : {}),
+      ...(q.username ? { username: q.username } : {}),
+    });
     return page(request, reply, 'audit.njk', {
       title: 'Audit log',
       events,

@@ -1,6 +1,12 @@
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import { z } from 'zod';
-import { APPOINTMENT_STATUSES, canMove, NOT_SCREENED_REASONS, STATUS_LABELS, type AppointmentStatus } from '../../pathway/appointment-status.js';
+import {
+  APPOINTMENT_STATUSES,
+  canMove,
+  NOT_SCREENED_REASONS,
+  STATUS_LABELS,
+  type AppointmentStatus,
+} from '../../pathway/appointment-status.js';
 import { addDays, isIsoDate } from '../../pathway/dates.js';
 import { can } from '../../pathway/staff-roles.js';
 import type { Db } from '../../store/database.js';
@@ -65,7 +71,8 @@ export function registerClinicPages(app: FastifyInstance, db: Db): void {
     const to = q.to && isIsoDate(q.to) && q.to >= from ? q.to : addDays(from, 13);
     const errors: Record<string, string> = {};
     if (q.from && !isIsoDate(q.from)) errors.from = 'The from date must be a real date, like 2026-11-23';
-    if (q.to && (!isIsoDate(q.to) || q.to < from)) errors.to = 'The to date must be a real date on or after the from date';
+    if (q.to && (!isIsoDate(q.to) || q.to < from))
+      errors.to = 'The to date must be a real date on or after the from date';
     const { sites, locations } = await listSitesAndLocations(db);
     const clinics = await listClinics(db, {
       from,
@@ -73,7 +80,14 @@ export function registerClinicPages(app: FastifyInstance, db: Db): void {
       ...(q.site ? { siteId: q.site } : {}),
       ...(q.location ? { locationId: q.location } : {}),
     });
-    return page(request, reply, 'clinics.njk', { title: 'Clinics', clinics, sites, locations, filter: { from, to, site: q.site, location: q.location }, errors });
+    return page(request, reply, 'clinics.njk', {
+      title: 'Clinics',
+      clinics,
+      sites,
+      locations,
+      filter: { from, to, site: q.site, location: q.location },
+      errors,
+    });
   });
 
   app.get('/clinics/:id', canView, async (request, reply) => {
@@ -89,8 +103,18 @@ export function registerClinicPages(app: FastifyInstance, db: Db): void {
   });
 
   // Booking from the record: offers suitable clinics (accessible ones for wheelchair users) and their free times.
-  async function bookingPage(request: FastifyRequest, reply: FastifyReply, participantId: string, errors: Record<string, string>, rescheduling?: Awaited<ReturnType<typeof appointmentById>>) {
-    const participant = await db.selectFrom('participant').select(['id', 'given_name', 'family_name', 'nhs_number']).where('id', '=', participantId).executeTakeFirst();
+  async function bookingPage(
+    request: FastifyRequest,
+    reply: FastifyReply,
+    participantId: string,
+    errors: Record<string, string>,
+    rescheduling?: Awaited<ReturnType<typeof appointmentById>>,
+  ) {
+    const participant = await db
+      .selectFrom('participant')
+      .select(['id', 'given_name', 'family_name', 'nhs_number'])
+      .where('id', '=', participantId)
+      .executeTakeFirst();
     if (!participant) return reply.callNotFound();
     const from = app.today();
     const { needs, clinics } = await suitableClinics(db, participantId, from, addDays(from, BOOKING_WINDOW_DAYS));
@@ -120,10 +144,16 @@ export function registerClinicPages(app: FastifyInstance, db: Db): void {
     if (!choice.success) return bookingPage(request, reply.code(400), id, { slot: 'Select a clinic and time' });
     const [clinicId, slot] = choice.data.split(':') as [string, string];
     try {
-      const appointmentId = await bookAppointment(db, { clinicId, participantId: id, slotIndex: Number(slot) }, actorOf(request), app.today());
+      const appointmentId = await bookAppointment(
+        db,
+        { clinicId, participantId: id, slotIndex: Number(slot) },
+        actorOf(request),
+        app.today(),
+      );
       return redirectWithMessage(reply, `/appointments/${appointmentId}`, 'Appointment booked');
     } catch (error) {
-      if (error instanceof RuleError || error instanceof ConflictError) return bookingPage(request, reply.code(error instanceof RuleError ? 422 : 409), id, { slot: error.message });
+      if (error instanceof RuleError || error instanceof ConflictError)
+        return bookingPage(request, reply.code(error instanceof RuleError ? 422 : 409), id, { slot: error.message });
       throw error;
     }
   });
@@ -135,7 +165,12 @@ export function registerClinicPages(app: FastifyInstance, db: Db): void {
     return appointmentPage(request, reply, appointment, {});
   });
 
-  async function appointmentPage(request: FastifyRequest, reply: FastifyReply, appointment: NonNullable<Awaited<ReturnType<typeof appointmentById>>>, errors: Record<string, string>) {
+  async function appointmentPage(
+    request: FastifyRequest,
+    reply: FastifyReply,
+    appointment: NonNullable<Awaited<ReturnType<typeof appointmentById>>>,
+    errors: Record<string, string>,
+  ) {
     const history = await appointmentHistory(db, appointment.id);
     const moves = APPOINTMENT_STATUSES.filter((to) => canMove(appointment.status, to) && to !== 'cancelled');
     return page(request, reply, 'appointment.njk', {
@@ -155,23 +190,49 @@ export function registerClinicPages(app: FastifyInstance, db: Db): void {
     const { id } = request.params as { id: string };
     const appointment = await appointmentById(db, id);
     if (!appointment) return reply.callNotFound();
-    const body = (request.body ?? {}) as { to?: string; reason?: string; version?: string; reInvite?: string; next?: string };
+    const body = (request.body ?? {}) as {
+      to?: string;
+      reason?: string;
+      version?: string;
+      reInvite?: string;
+      next?: string;
+    };
     const to = body.to as AppointmentStatus;
-    if (!APPOINTMENT_STATUSES.includes(to) || to === 'cancelled') return appointmentPage(request, reply.code(400), appointment, { to: 'Select what happened' });
+    if (!APPOINTMENT_STATUSES.includes(to) || to === 'cancelled')
+      return appointmentPage(request, reply.code(400), appointment, { to: 'Select what happened' });
     try {
       await changeAppointmentStatus(
         db,
-        { appointmentId: id, expectedVersion: Number(body.version), to, reason: body.reason?.trim() || null, reInvite: body.reInvite === 'yes' ? true : body.reInvite === 'no' ? false : null },
+        {
+          appointmentId: id,
+          expectedVersion: Number(body.version),
+          to,
+          reason: body.reason?.trim() || null,
+          reInvite: body.reInvite === 'yes' ? true : body.reInvite === 'no' ? false : null,
+        },
         actorOf(request),
         app.today(),
       );
     } catch (error) {
-      if (error instanceof RuleError) return appointmentPage(request, reply.code(422), appointment, { [error.field === 'status' ? 'to' : error.field]: error.message });
-      if (error instanceof ConflictError) return appointmentPage(request, reply.code(409), (await appointmentById(db, id)) ?? appointment, { to: error.message });
+      if (error instanceof RuleError)
+        return appointmentPage(request, reply.code(422), appointment, {
+          [error.field === 'status' ? 'to' : error.field]: error.message,
+        });
+      if (error instanceof ConflictError)
+        return appointmentPage(request, reply.code(409), (await appointmentById(db, id)) ?? appointment, {
+          to: error.message,
+        });
       throw error;
     }
-    const next = body.next === 'today' ? `/today?site=${encodeURIComponent((await db.selectFrom('clinic').select('site_id').where('id', '=', appointment.clinic_id).executeTakeFirstOrThrow()).site_id)}` : `/appointments/${id}`;
-    return redirectWithMessage(reply, next, `${appointment.given_name} ${appointment.family_name}: ${STATUS_LABELS[to].toLowerCase()}`);
+    const next =
+      body.next === 'today'
+        ? `/today?site=${encodeURIComponent((await db.selectFrom('clinic').select('site_id').where('id', '=', appointment.clinic_id).executeTakeFirstOrThrow()).site_id)}`
+        : `/appointments/${id}`;
+    return redirectWithMessage(
+      reply,
+      next,
+      `${appointment.given_name} ${appointment.family_name}: ${STATUS_LABELS[to].toLowerCase()}`,
+    );
   });
 
   app.post('/appointments/:id/cancel', canBook, async (request, reply) => {
@@ -179,12 +240,23 @@ export function registerClinicPages(app: FastifyInstance, db: Db): void {
     const appointment = await appointmentById(db, id);
     if (!appointment) return reply.callNotFound();
     const body = (request.body ?? {}) as { reason?: string; version?: string };
-    if (!body.reason?.trim()) return appointmentPage(request, reply.code(400), appointment, { cancelReason: 'Give a reason for cancelling' });
+    if (!body.reason?.trim())
+      return appointmentPage(request, reply.code(400), appointment, { cancelReason: 'Give a reason for cancelling' });
     try {
-      await changeAppointmentStatus(db, { appointmentId: id, expectedVersion: Number(body.version), to: 'cancelled', reason: body.reason.trim() }, actorOf(request), app.today());
+      await changeAppointmentStatus(
+        db,
+        { appointmentId: id, expectedVersion: Number(body.version), to: 'cancelled', reason: body.reason.trim() },
+        actorOf(request),
+        app.today(),
+      );
     } catch (error) {
       if (error instanceof RuleError || error instanceof ConflictError) {
-        return appointmentPage(request, reply.code(error instanceof RuleError ? 422 : 409), (await appointmentById(db, id)) ?? appointment, { cancelReason: error.message });
+        return appointmentPage(
+          request,
+          reply.code(error instanceof RuleError ? 422 : 409),
+          (await appointmentById(db, id)) ?? appointment,
+          { cancelReason: error.message },
+        );
       }
       throw error;
     }
@@ -204,14 +276,32 @@ export function registerClinicPages(app: FastifyInstance, db: Db): void {
     if (!appointment) return reply.callNotFound();
     const body = (request.body ?? {}) as { slot?: string; version?: string };
     const choice = slotChoice.safeParse(body.slot ?? '');
-    if (!choice.success) return bookingPage(request, reply.code(400), appointment.participant_id, { slot: 'Select a clinic and time' }, appointment);
+    if (!choice.success)
+      return bookingPage(
+        request,
+        reply.code(400),
+        appointment.participant_id,
+        { slot: 'Select a clinic and time' },
+        appointment,
+      );
     const [clinicId, slot] = choice.data.split(':') as [string, string];
     try {
-      const newId = await rescheduleAppointment(db, { appointmentId: id, expectedVersion: Number(body.version), clinicId, slotIndex: Number(slot) }, actorOf(request), app.today());
+      const newId = await rescheduleAppointment(
+        db,
+        { appointmentId: id, expectedVersion: Number(body.version), clinicId, slotIndex: Number(slot) },
+        actorOf(request),
+        app.today(),
+      );
       return redirectWithMessage(reply, `/appointments/${newId}`, 'Appointment rescheduled');
     } catch (error) {
       if (error instanceof RuleError || error instanceof ConflictError) {
-        return bookingPage(request, reply.code(error instanceof RuleError ? 422 : 409), appointment.participant_id, { slot: error.message }, appointment);
+        return bookingPage(
+          request,
+          reply.code(error instanceof RuleError ? 422 : 409),
+          appointment.participant_id,
+          { slot: error.message },
+          appointment,
+        );
       }
       throw error;
     }
@@ -233,7 +323,10 @@ export function registerClinicPages(app: FastifyInstance, db: Db): void {
       site,
       clinic,
       next,
-      done: clinic?.appointments.filter((a) => a.status !== 'scheduled' && a.status !== 'checked_in' && a.status !== 'cancelled').length ?? 0,
+      done:
+        clinic?.appointments.filter(
+          (a) => a.status !== 'scheduled' && a.status !== 'checked_in' && a.status !== 'cancelled',
+        ).length ?? 0,
     });
   });
 }

@@ -16,7 +16,9 @@ const UK_POSTCODE = /^[A-Z]{1,2}[0-9][A-Z0-9]? ?[0-9][A-Z]{2}$/i;
 function searchFrom(body: Record<string, string>, today: string): { query?: SearchQuery; errors: FieldErrors } {
   if (body.by === 'nhsNumber') {
     const parsed = z.object({ nhsNumber: nhsNumberField }).safeParse(body);
-    return parsed.success ? { query: { by: 'nhsNumber', ...parsed.data }, errors: {} } : { errors: fieldErrors(parsed.error) };
+    return parsed.success
+      ? { query: { by: 'nhsNumber', ...parsed.data }, errors: {} }
+      : { errors: fieldErrors(parsed.error) };
   }
   if (body.by === 'postcode') {
     const postcode = (body.postcode ?? '').trim();
@@ -41,7 +43,11 @@ export function registerParticipantPages(app: FastifyInstance, db: Db): void {
   const canView = { preHandler: pageNeeds('participant.view') };
 
   app.get('/participants', canView, async (request, reply) =>
-    page(request, reply, 'participant-search.njk', { title: 'Find a participant', values: { by: 'nhsNumber' }, errors: {} }),
+    page(request, reply, 'participant-search.njk', {
+      title: 'Find a participant',
+      values: { by: 'nhsNumber' },
+      errors: {},
+    }),
   );
 
   // A POST so that NHS numbers, names and dates of birth never appear in URLs, browser history or access logs.
@@ -49,28 +55,49 @@ export function registerParticipantPages(app: FastifyInstance, db: Db): void {
     const body = (request.body ?? {}) as Record<string, string>;
     const { query, errors } = searchFrom(body, app.today());
     if (!query) {
-      return page(request, reply.code(400), 'participant-search.njk', { title: 'Find a participant', values: body, errors });
+      return page(request, reply.code(400), 'participant-search.njk', {
+        title: 'Find a participant',
+        values: body,
+        errors,
+      });
     }
     const { rows, more } = await searchParticipants(db, query, actorOf(request));
-    if (query.by === 'nhsNumber' && rows.length === 1 && rows[0]) return reply.redirect(`/participants/${rows[0].id}`, 303);
-    return page(request, reply, 'participant-search.njk', { title: 'Find a participant', values: body, errors, results: rows, more, searched: true });
+    if (query.by === 'nhsNumber' && rows.length === 1 && rows[0])
+      return reply.redirect(`/participants/${rows[0].id}`, 303);
+    return page(request, reply, 'participant-search.njk', {
+      title: 'Find a participant',
+      values: body,
+      errors,
+      results: rows,
+      more,
+      searched: true,
+    });
   });
 
   app.get('/participants/:id', canView, async (request, reply) => showRecord(request, reply, db));
 }
 
 /** A record with inconsistent dates still opens: the status says what to check instead of failing the page. */
-function statusOrProblem(facts: ScreeningFacts, today: string): ScreeningStatus | { code: 'unknown'; label: string; explanation: string; dueDate: null } {
+function statusOrProblem(
+  facts: ScreeningFacts,
+  today: string,
+): ScreeningStatus | { code: 'unknown'; label: string; explanation: string; dueDate: null } {
   try {
     return screeningStatus(facts, today);
   } catch (error) {
-    return { code: 'unknown', label: 'Check dates', explanation: `The status cannot be worked out: ${(error as Error).message}`, dueDate: null };
+    return {
+      code: 'unknown',
+      label: 'Check dates',
+      explanation: `The status cannot be worked out: ${(error as Error).message}`,
+      dueDate: null,
+    };
   }
 }
 
 export async function showRecord(request: FastifyRequest, reply: FastifyReply, db: Db) {
   const { id } = request.params as { id: string };
-  if (!z.uuid().safeParse(id).success) return reply.code(404).view('error.njk', { title: 'Page not found', message: 'Check the address.' });
+  if (!z.uuid().safeParse(id).success)
+    return reply.code(404).view('error.njk', { title: 'Page not found', message: 'Check the address.' });
   const record = await loadParticipantRecord(db, { id }, actorOf(request));
   const today = request.server.today();
   const p = record.participant;

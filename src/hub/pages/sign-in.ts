@@ -33,10 +33,14 @@ export function registerSignInPages(app: FastifyInstance, db: Db, secureCookies:
     }
     const user = await authenticate(db, parsed.data.username, parsed.data.password);
     if (!user) {
-      await recordAudit(db, { ...SYSTEM_ACTOR, ip: request.ip, username: parsed.data.username }, {
-        action: 'sign_in.failed',
-        entityType: 'session',
-      });
+      await recordAudit(
+        db,
+        { ...SYSTEM_ACTOR, ip: request.ip, username: parsed.data.username },
+        {
+          action: 'sign_in.failed',
+          entityType: 'session',
+        },
+      );
       return page(request, reply.code(401), 'sign-in.njk', {
         title: 'Sign in',
         values,
@@ -44,7 +48,11 @@ export function registerSignInPages(app: FastifyInstance, db: Db, secureCookies:
       });
     }
     const token = await startSession(db, user.id, 'web', request.ip);
-    await recordAudit(db, { userId: user.id, username: user.username, ip: request.ip }, { action: 'sign_in', entityType: 'session' });
+    await recordAudit(
+      db,
+      { userId: user.id, username: user.username, ip: request.ip },
+      { action: 'sign_in', entityType: 'session' },
+    );
     reply.setCookie(SESSION_COOKIE, token, {
       path: '/',
       httpOnly: true,
@@ -59,7 +67,11 @@ export function registerSignInPages(app: FastifyInstance, db: Db, secureCookies:
     const token = request.cookies[SESSION_COOKIE];
     if (token) await endSession(db, token);
     if (request.user) {
-      await recordAudit(db, { userId: request.user.id, username: request.user.username, ip: request.ip }, { action: 'sign_out', entityType: 'session' });
+      await recordAudit(
+        db,
+        { userId: request.user.id, username: request.user.username, ip: request.ip },
+        { action: 'sign_out', entityType: 'session' },
+      );
     }
     reply.clearCookie(SESSION_COOKIE, { path: '/' });
     request.user = null;

@@ -1,0 +1,165 @@
+import { existsSync, readFileSync } from 'node:fs';
+import { createRequire } from 'node:module';
+import type { FastifyInstance } from 'fastify';
+import { chromium, type Browser, type Page } from 'playwright-core';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { freshDatabase } from '../support/database.js';
+import { addParticipant, newClinics, PASSWORD, smallOffice } from '../support/fixtures.js';
+import { testHub } from '../support/hub-client.js';
+
+const CHROMIUM = process.env.CHROMIUM_PATH ?? '/usr/bin/chromium';
+const axeSource = readFileSync(createRequire(import.meta.url).resolve('axe-core/axe.min.js'), 'utf8');
+
+interface AxeResult {
+  violations: { id: string; impact: string; help: string; nodes: { target: string[] }[] }[];
+}
+
+/** Runs axe-core (WCAG 2.2 A and AA rules) on the page as it is now and returns its violations, readable. */
+async function axeViolations(page: Page): Promise<string[]> {
+  await page.addScriptTag({ content: axeSource });
+  const result = await page.evaluate(() =>
+    (window as unknown as { axe: { run(o: object): Promise<AxeResult> } }).axe.run({
+      runOnly: ['wcag2a', 'wcag2aa', 'wcag21a', 'wcag21aa', 'wcag22aa', 'best-practice'],
+    }),
+  );
+  return result.violations.map(
+    (v) => `${v.id} (${v.impact}): ${v.help} at ${v.nodes.map((n) => n.target.join(' ')).join(', ')}`,
+  );
+}
+
+// CI installs Debian's chromium (.ci/run); a developer without it is told, rather than shown a false pass.
+const haveChromium = existsSync(CHROMIUM);
+if (!haveChromium && process.env.CI)
+  throw new Error(`Chromium not found at ${CHROMIUM}: .ci/run should have installed it`);
+
+describe.skipIf(!haveChromium)('hub in Chromium', () => {
+  let database: Awaited<ReturnType<typeof freshDatabase>>;
+  let app: FastifyInstance;
+  let browser: Browser;
+  let base: string;
+  let participant: { id: string; nhs_number: string };
+
+  beforeAll(async () => {
+    database = await freshDatabase('pglite');
+    await smallOffice(database.db);
+    await newClinics(database.db);
+    participant = await addParticipant(database.db, {
+      given_name: 'Brenda',
+      family_name: 'Browser',
+      date_of_birth: '1962-07-09',
+    });
+    app = await testHub(database.db);
+    base = await app.listen({ port: 0, host: '127.0.0.1' });
+    browser = await chromium.launch({
+      executablePath: CHROMIUM,
+      args: [
+        '--no-sandbox',
+        '--disable-gpu',
+        '--disable-quic',
+        '--no-first-run',
+        '--disable-background-networking',
+        '--disable-component-update',
+        '--disable-sync',
+      ],
+    });
+  });
+  afterAll(async () => {
+    await browser?.close();
+    await app?.close();
+    await database?.drop();
+  });
+
+  async function signedIn(username: string, javaScriptEnabled = true): Promise<Page> {
+    // bypassCSP lets the test inject axe-core; the pages' own scripts still run under the real policy otherwise.
+    const context = await browser.newContext({ bypassCSP: true, javaScriptEnabled });
+    const page = await context.newPage();
+    await page.goto(`${base}/sign-in`);
+    if (javaScriptEnabled) expect(await axeViolations(page)).toEqual([]);
+    await page.getByLabel('Username').fill(username);
+    await page.getByLabel('Password').fill(PASSWORD);
+    await page.getByRole('button', { name: 'Sign in' }).click();
+    await page.waitForURL(`${base}/`);
+    return page;
+  }
+
+  it('signs in, searches, opens the record, adds an implant, books and cancels: every page passes axe', async () => {
+    const page = await signedIn('admin');
+    expect(await axeViolations(page)).toEqual([]);
+
+    await page.getByRole('link', { name: 'Participants' }).first().click();
+    await page.getByLabel('Family name').fill('brow');
+    await page.getByLabel('Day').fill('9');
+    await page.getByLabel('Month').fill('7');
+    await page.getByLabel('Year').fill('1962');
+    await page.getByRole('button', { name: 'Search by name and date of birth' }).click();
+    if (process.env.SCREENSHOTS)
+      await page.screenshot({ path: `${process.env.SCREENSHOTS}/search.png`, fullPage: true });
+    await expect.poll(() => page.getByRole('heading', { name: /1 participant found/ }).count()).toBe(1);
+    expect(await axeViolations(page)).toEqual([]);
+
+    // A mistyped NHS number: the message is next to the field and in the summary.
+    await page.getByLabel('NHS number').fill('999 123 4568');
+    await page.getByRole('button', { name: 'Search by NHS number' }).click();
+    await expect.poll(() => page.getByText('There is a problem').count()).toBe(1);
+    expect(await axeViolations(page)).toEqual([]);
+
+    await page.getByLabel('NHS number').fill(participant.nhs_number);
+    await page.getByRole('button', { name: 'Search by NHS number' }).click();
+    await page.waitForURL(`${base}/participants/${participant.id}`);
+    await expect.poll(() => page.getByRole('heading', { level: 1 }).textContent()).toContain('BROWSER');
+    expect(await axeViolations(page)).toEqual([]);
+
+    await page.getByRole('link', { name: 'Add clinical history' }).click();
+    await page.getByRole('button', { name: 'Add to the record' }).click();
+    await expect.poll(() => page.getByText('Select what kind of information this is').count()).toBeGreaterThan(0);
+    expect(await axeViolations(page)).toEqual([]);
+    await page.getByLabel('Breast implants').check();
+    await page.getByLabel('Both sides').check();
+    await page.getByLabel('Participant', { exact: true }).check();
+    const when = page.getByRole('group', { name: 'When did the source give it?' });
+    await when.getByLabel('Day').fill('20');
+    await when.getByLabel('Month').fill('11');
+    await when.getByLabel('Year').fill('2026');
+    await page.getByRole('button', { name: 'Add to the record' }).click();
+    await page.waitForURL(`${base}/participants/${participant.id}#clinical`);
+    await expect.poll(() => page.getByText('Breast implants added').count()).toBe(1);
+    await expect.poll(() => page.locator('#adjustments').textContent()).toContain('Breast implants');
+
+    await page.getByRole('button', { name: 'Book an appointment' }).click();
+    await expect.poll(() => page.getByText('Special appointment: Breast implants').count()).toBe(1);
+    expect(await axeViolations(page)).toEqual([]);
+    const option = await page.locator('#slot option').nth(1).getAttribute('value');
+    await page.locator('#slot').selectOption(option);
+    await page.getByRole('button', { name: 'Book appointment' }).click();
+    await expect.poll(() => page.getByText('Appointment booked').count()).toBe(1);
+    expect(await axeViolations(page)).toEqual([]);
+
+    await page.getByLabel('Reason for cancelling').fill('Participant asked to cancel');
+    await page.getByRole('button', { name: 'Cancel appointment' }).click();
+    await expect.poll(() => page.getByText('Appointment cancelled: the slot is free again').count()).toBe(1);
+
+    for (const path of ['/clinics', '/admin/audit']) {
+      await page.goto(`${base}${path}`);
+      expect(await axeViolations(page), path).toEqual([]);
+    }
+    await page.getByRole('link', { name: 'Clinics' }).first().click();
+    await page.locator('table a').first().click();
+    expect(await axeViolations(page)).toEqual([]);
+  });
+
+  it("shows today's clinic to a mammographer with adjustments highlighted, and passes axe", async () => {
+    const page = await signedIn('mammographer');
+    await page.goto(`${base}/today?site=static-1`);
+    await expect.poll(() => page.getByRole('heading', { name: "Today's clinic" }).count()).toBe(1);
+    expect(await axeViolations(page)).toEqual([]);
+  });
+
+  it('works with JavaScript turned off: sign in, search, open a record', async () => {
+    const page = await signedIn('reader', false);
+    await page.goto(`${base}/participants`);
+    await page.getByLabel('NHS number').fill(participant.nhs_number);
+    await page.getByRole('button', { name: 'Search by NHS number' }).click();
+    await page.waitForURL(`${base}/participants/${participant.id}`);
+    await expect.poll(() => page.getByRole('heading', { level: 1 }).textContent()).toContain('BROWSER');
+  });
+});
