@@ -468,6 +468,52 @@ export async function rescheduleAppointment(
   }
 }
 
+/**
+ * Appointments with their clinic, site, location and participant, each with its start time and length: the one
+ * query behind the appointment page, the participant's record and the FHIR Appointment reads. Newest first.
+ */
+export async function findAppointments(db: Db, where: { id: string } | { participantId: string }) {
+  const rows = await db
+    .selectFrom('appointment as a')
+    .innerJoin('participant as p', 'p.id', 'a.participant_id')
+    .innerJoin('clinic as c', 'c.id', 'a.clinic_id')
+    .innerJoin('site as s', 's.id', 'c.site_id')
+    .innerJoin('location as l', 'l.id', 'c.location_id')
+    .select([
+      'a.id',
+      'a.status',
+      'a.status_reason',
+      'a.version',
+      'a.slot_index',
+      'a.slot_count',
+      'a.accession_number',
+      'a.episode_id',
+      'a.rescheduled_from',
+      'p.id as participant_id',
+      'p.nhs_number',
+      'p.given_name',
+      'p.family_name',
+      'c.id as clinic_id',
+      'c.clinic_date',
+      'c.starts_at',
+      'c.slot_minutes',
+      's.name as site_name',
+      'l.name as location_name',
+    ])
+    .$if('id' in where, (q) => q.where('a.id', '=', (where as { id: string }).id))
+    .$if('participantId' in where, (q) =>
+      q.where('a.participant_id', '=', (where as { participantId: string }).participantId),
+    )
+    .orderBy('c.clinic_date', 'desc')
+    .orderBy('a.booked_at', 'desc')
+    .execute();
+  return rows.map((a) => ({
+    ...a,
+    start: slotTime({ startsAt: a.starts_at, slotMinutes: a.slot_minutes }, a.slot_index),
+    minutes: a.slot_count * a.slot_minutes,
+  }));
+}
+
 export async function appointmentHistory(db: Db, appointmentId: string) {
   return db
     .selectFrom('appointment_status_event as e')

@@ -1,4 +1,5 @@
 import { recordAudit, type Actor } from './audit.js';
+import { findAppointments } from './clinics.js';
 import type { Db } from './database.js';
 import { NotFoundError } from './errors.js';
 
@@ -33,30 +34,7 @@ export async function loadParticipantRecord(db: Db, key: { id: string } | { nhsN
       .orderBy('c.id', 'desc')
       .execute(),
     db.selectFrom('episode').selectAll().where('participant_id', '=', id).orderBy('opened_on', 'desc').execute(),
-    db
-      .selectFrom('appointment as a')
-      .innerJoin('clinic as c', 'c.id', 'a.clinic_id')
-      .innerJoin('location as l', 'l.id', 'c.location_id')
-      .innerJoin('site as s', 's.id', 'c.site_id')
-      .select([
-        'a.id',
-        'a.status',
-        'a.status_reason',
-        'a.slot_index',
-        'a.slot_count',
-        'a.accession_number',
-        'a.episode_id',
-        'a.version',
-        'c.id as clinic_id',
-        'c.clinic_date',
-        'c.starts_at',
-        'c.slot_minutes',
-        'l.name as location_name',
-        's.name as site_name',
-      ])
-      .where('a.participant_id', '=', id)
-      .orderBy('c.clinic_date', 'desc')
-      .execute(),
+    findAppointments(db, { participantId: id }),
   ]);
   await recordAudit(db, actor, {
     action: 'participant.view',

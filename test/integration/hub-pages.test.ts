@@ -201,6 +201,8 @@ describe('hub pages', () => {
     const booked = await admin.post(`/participants/${p.id}/book`, { slot: `${clinics.accessibleClinic}:2` });
     expect(booked.statusCode).toBe(303);
     const appointmentUrl = booked.headers.location as string;
+    const appointmentPage = await admin.get(appointmentUrl);
+    expect(appointmentPage.body).toMatch(/Reasonable adjustments[\s\S]*Breast implants\. Special appointment: 2 slots/);
     const clinicPage = await admin.get(`/clinics/${clinics.accessibleClinic}`);
     expect(clinicPage.body).toMatch(/1 special appointment today/);
     expect(clinicPage.body).toContain('20 min');

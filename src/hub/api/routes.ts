@@ -9,7 +9,6 @@ import {
 } from 'fastify-type-provider-zod';
 import { z } from 'zod';
 import { APPOINTMENT_STATUSES } from '../../pathway/appointment-status.js';
-import { slotTime } from '../../pathway/clinic-slots.js';
 import { itemProblems, SOURCE_LABELS, type Source } from '../../pathway/record-items.js';
 import { authenticate, SESSION_MAX_MS, startSession } from '../../store/accounts.js';
 import { recordAudit } from '../../store/audit.js';
@@ -17,6 +16,7 @@ import type { Db } from '../../store/database.js';
 import { RuleError } from '../../store/errors.js';
 import {
   bookAppointment,
+  findAppointments,
   changeAppointmentStatus,
   listClinics,
   loadClinic,
@@ -383,37 +383,6 @@ export async function registerApi(app: FastifyInstance, db: Db): Promise<void> {
       },
     );
 
-    const appointmentRows = (where: { id: string } | { participantId: string }) =>
-      db
-        .selectFrom('appointment as a')
-        .innerJoin('clinic as c', 'c.id', 'a.clinic_id')
-        .innerJoin('site as s', 's.id', 'c.site_id')
-        .innerJoin('location as l', 'l.id', 'c.location_id')
-        .select([
-          'a.id',
-          'a.status',
-          'a.status_reason',
-          'a.accession_number',
-          'a.participant_id',
-          'a.slot_index',
-          'a.slot_count',
-          'c.clinic_date',
-          'c.starts_at',
-          'c.slot_minutes',
-          's.name as site_name',
-          'l.name as location_name',
-        ])
-        .$if('id' in where, (q) => q.where('a.id', '=', (where as { id: string }).id))
-        .$if('participantId' in where, (q) =>
-          q.where('a.participant_id', '=', (where as { participantId: string }).participantId),
-        )
-        .orderBy('c.clinic_date')
-        .execute();
-    const toAppointment = (a: Awaited<ReturnType<typeof appointmentRows>>[number]) => {
-      const start = slotTime({ startsAt: a.starts_at, slotMinutes: a.slot_minutes }, a.slot_index);
-      return fhirAppointment({ ...a, start, minutes: a.slot_count * a.slot_minutes });
-    };
-
     r.get(
       '/fhir/Appointment/:id',
       {
@@ -421,9 +390,9 @@ export async function registerApi(app: FastifyInstance, db: Db): Promise<void> {
         schema: { tags: ['fhir'], summary: 'FHIR R4 Appointment', security: bearer, params: idParam },
       },
       async (request, reply) => {
-        const [a] = await appointmentRows({ id: request.params.id });
+        const [a] = await findAppointments(db, { id: request.params.id });
         if (!a) return reply.code(404).type(fhirJson).send(operationOutcome('not-found', 'No such Appointment'));
-        return reply.type(fhirJson).send(toAppointment(a));
+        return reply.type(fhirJson).send(fhirAppointment(a));
       },
     );
 
@@ -442,7 +411,7 @@ export async function registerApi(app: FastifyInstance, db: Db): Promise<void> {
       },
       async (request, reply) => {
         const participantId = request.query.patient.replace(/^Patient\//, '');
-        const rows = await appointmentRows({ participantId });
+        const rows = await findAppointments(db, { participantId });
         if (rows.length === 0) return reply.type(fhirJson).send(searchsetBundle([]));
         await recordAudit(db, actorOf(request), {
           action: 'appointment.list',
@@ -451,7 +420,7 @@ export async function registerApi(app: FastifyInstance, db: Db): Promise<void> {
           participantId,
           detail: { via: 'fhir', results: rows.length },
         });
-        return reply.type(fhirJson).send(searchsetBundle(rows.map(toAppointment)));
+        return reply.type(fhirJson).send(searchsetBundle(rows.map(fhirAppointment)));
       },
     );
   });

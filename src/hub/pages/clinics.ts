@@ -14,7 +14,9 @@ import { ConflictError, RuleError } from '../../store/errors.js';
 import {
   appointmentHistory,
   bookAppointment,
+  bookingNeeds,
   changeAppointmentStatus,
+  findAppointments,
   listClinics,
   listSitesAndLocations,
   loadClinic,
@@ -29,34 +31,7 @@ const BOOKING_WINDOW_DAYS = 42;
 
 async function appointmentById(db: Db, id: string) {
   if (!uuid.safeParse(id).success) return undefined;
-  return db
-    .selectFrom('appointment as a')
-    .innerJoin('participant as p', 'p.id', 'a.participant_id')
-    .innerJoin('clinic as c', 'c.id', 'a.clinic_id')
-    .innerJoin('site as s', 's.id', 'c.site_id')
-    .innerJoin('location as l', 'l.id', 'c.location_id')
-    .select([
-      'a.id',
-      'a.status',
-      'a.status_reason',
-      'a.version',
-      'a.slot_index',
-      'a.slot_count',
-      'a.accession_number',
-      'a.rescheduled_from',
-      'p.id as participant_id',
-      'p.nhs_number',
-      'p.given_name',
-      'p.family_name',
-      'c.id as clinic_id',
-      'c.clinic_date',
-      'c.starts_at',
-      'c.slot_minutes',
-      's.name as site_name',
-      'l.name as location_name',
-    ])
-    .where('a.id', '=', id)
-    .executeTakeFirst();
+  return (await findAppointments(db, { id }))[0];
 }
 
 export function registerClinicPages(app: FastifyInstance, db: Db): void {
@@ -171,12 +146,16 @@ export function registerClinicPages(app: FastifyInstance, db: Db): void {
     appointment: NonNullable<Awaited<ReturnType<typeof appointmentById>>>,
     errors: Record<string, string>,
   ) {
-    const history = await appointmentHistory(db, appointment.id);
+    const [history, needs] = await Promise.all([
+      appointmentHistory(db, appointment.id),
+      bookingNeeds(db, appointment.participant_id, appointment.clinic_date),
+    ]);
     const moves = APPOINTMENT_STATUSES.filter((to) => canMove(appointment.status, to) && to !== 'cancelled');
     return page(request, reply, 'appointment.njk', {
       title: 'Appointment',
       back: { href: `/clinics/${appointment.clinic_id}`, text: 'Back to the clinic' },
       a: appointment,
+      adjustments: needs.adjustments,
       history,
       moves: moves.map((to) => ({ value: to, text: STATUS_LABELS[to] })),
       canCancel: canMove(appointment.status, 'cancelled') && request.user && can(request.user.role, 'appointment.book'),
