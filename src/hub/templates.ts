@@ -43,8 +43,8 @@ export function dateTime(value: Date | string | null | undefined): string {
 
 /**
  * Nunjucks's own `trim` is `replace(/^\s*|\s*$/g, '')`, which is quadratic in runs of whitespace; the NHS design
- * system pipes whole rendered blocks through `| trim`, so it took 70 % of the time of a page with a date input
- * (record-item.njk: 31 ms to render, 1 ms after). Same result, linear time, and a safe string stays safe.
+ * system pipes whole rendered blocks through `| trim`. With it, record-item.njk took 30.5 ms to render; with this,
+ * 3.3 ms (`npx tsx bench/page-render.ts [--builtin-trim]`). Same result, linear time, a safe string stays safe.
  */
 function linearTrim(
   value: string | nunjucks.runtime.SafeString | null | undefined,

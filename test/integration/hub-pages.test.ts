@@ -201,6 +201,9 @@ describe('hub pages', () => {
     const booked = await admin.post(`/participants/${p.id}/book`, { slot: `${clinics.accessibleClinic}:2` });
     expect(booked.statusCode).toBe(303);
     const appointmentUrl = booked.headers.location as string;
+    const recordAfter = await admin.get(`/participants/${p.id}`);
+    expect(recordAfter.body).not.toContain('Book an appointment');
+    expect(recordAfter.body).toMatch(/Booked for Monday 23 November 2026 at \d\d:\d\d/);
     const appointmentPage = await admin.get(appointmentUrl);
     expect(appointmentPage.body).toMatch(/Reasonable adjustments[\s\S]*Breast implants\. Special appointment: 2 slots/);
     const clinicPage = await admin.get(`/clinics/${clinics.accessibleClinic}`);

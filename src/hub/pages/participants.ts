@@ -1,8 +1,8 @@
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import { z } from 'zod';
+import { isFinal } from '../../pathway/appointment-status.js';
 import { screeningStatus, type ScreeningFacts, type ScreeningStatus } from '../../pathway/eligibility.js';
 import { adjustmentsOn, ITEM_KINDS, type ItemCategory } from '../../pathway/record-items.js';
-import { isValidNhsNumber } from '../../pathway/nhs-number.js';
 import type { Db } from '../../store/database.js';
 import { loadParticipantRecord } from '../../store/participant-record.js';
 import { searchParticipants, type SearchQuery } from '../../store/participants.js';
@@ -131,6 +131,6 @@ export async function showRecord(request: FastifyRequest, reply: FastifyReply, d
       kinds: ITEM_KINDS.filter((k) => k.category === category),
     })),
     history,
-    validNhs: isValidNhsNumber(p.nhs_number),
+    liveAppointment: record.appointments.find((a) => !isFinal(a.status) && a.clinic_date >= today),
   });
 }
