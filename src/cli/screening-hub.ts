@@ -124,6 +124,7 @@ async function main(argv: string[]): Promise<void> {
       secureCookies: process.env.SECURE_COOKIES ? process.env.SECURE_COOKIES === 'true' : !values.demo,
       logger: { level: process.env.LOG_LEVEL ?? 'warn' },
       ...(process.env.COOKIE_SECRET ? { cookieSecret: process.env.COOKIE_SECRET } : {}),
+      ...(process.env.TRUST_PROXY ? { trustProxy: process.env.TRUST_PROXY } : {}),
     });
     const shutdown = async () => {
       await app.close();

@@ -30,6 +30,8 @@ export interface HubOptions {
   /** Today's date in England; tests pin it. */
   today?: () => string;
   logger?: FastifyServerOptions['logger'];
+  /** Trust X-Forwarded-For from these proxies (Fastify's trustProxy: an address, CIDR list or hop count). */
+  trustProxy?: FastifyServerOptions['trustProxy'];
 }
 
 declare module 'fastify' {
@@ -47,11 +49,11 @@ const logSerializers = {
 
 export async function buildHub(options: HubOptions): Promise<FastifyInstance> {
   const app = Fastify({
-    logger: options.logger === undefined ? false : options.logger,
-    trustProxy: true,
-    ...(options.logger
-      ? { logger: { ...(typeof options.logger === 'object' ? options.logger : {}), serializers: logSerializers } }
-      : {}),
+    logger: options.logger
+      ? { ...(typeof options.logger === 'object' ? options.logger : {}), serializers: logSerializers }
+      : false,
+    // Off unless a proxy in front is configured: otherwise anyone could write the IP the audit log records.
+    trustProxy: options.trustProxy ?? false,
   });
   app.decorate('today', options.today ?? (() => isoDateInLondon(new Date())));
 

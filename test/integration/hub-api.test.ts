@@ -1,7 +1,7 @@
 import type { FastifyInstance } from 'fastify';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { freshDatabase } from '../support/database.js';
-import { addItem, addParticipant, newClinics, smallOffice, type Clinics } from '../support/fixtures.js';
+import { addItem, addParticipant, newClinics, PASSWORD, smallOffice, type Clinics } from '../support/fixtures.js';
 import { apiToken, testHub } from '../support/hub-client.js';
 
 describe('hub JSON and FHIR API', () => {
@@ -37,6 +37,23 @@ describe('hub JSON and FHIR API', () => {
       (await app.inject({ method: 'GET', url: '/api/v1/participants?postcode=LS6%202AB', headers: auth(support) }))
         .statusCode,
     ).toBe(403);
+  });
+
+  it('audits the connecting address: a client cannot forge it with X-Forwarded-For', async () => {
+    const response = await app.inject({
+      method: 'POST',
+      url: '/api/v1/tokens',
+      payload: { username: 'reader', password: PASSWORD },
+      headers: { 'x-forwarded-for': '203.0.113.66' },
+    });
+    expect(response.statusCode).toBe(201);
+    const entry = await database.db
+      .selectFrom('audit_event')
+      .select(['ip', 'username'])
+      .where('action', '=', 'api_token')
+      .orderBy('id', 'desc')
+      .executeTakeFirstOrThrow();
+    expect(entry).toEqual({ ip: '127.0.0.1', username: 'reader' });
   });
 
   it('validates search input with a message that says what to send', async () => {

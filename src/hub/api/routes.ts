@@ -11,7 +11,7 @@ import { z } from 'zod';
 import { APPOINTMENT_STATUSES } from '../../pathway/appointment-status.js';
 import { itemProblems, SOURCE_LABELS, type Source } from '../../pathway/record-items.js';
 import { authenticate, SESSION_MAX_MS, startSession } from '../../store/accounts.js';
-import { recordAudit } from '../../store/audit.js';
+import { recordAudit, type Actor } from '../../store/audit.js';
 import type { Db } from '../../store/database.js';
 import { RuleError } from '../../store/errors.js';
 import {
@@ -319,8 +319,9 @@ export async function registerApi(app: FastifyInstance, db: Db): Promise<void> {
 
     // FHIR R4 reads.
     const fhirJson = 'application/fhir+json; charset=utf-8';
-    const patientRow = (where: { id: string } | { nhsNumber: string }) =>
-      db
+    /** Participants for a FHIR Patient read; each one returned is audited as a view of her record. */
+    const viewPatients = async (where: { id: string } | { nhsNumber: string }, actor: Actor) => {
+      const rows = await db
         .selectFrom('participant as p')
         .leftJoin('gp_practice as g', 'g.ods_code', 'p.gp_practice_code')
         .selectAll('p')
@@ -328,6 +329,17 @@ export async function registerApi(app: FastifyInstance, db: Db): Promise<void> {
         .$if('id' in where, (q) => q.where('p.id', '=', (where as { id: string }).id))
         .$if('nhsNumber' in where, (q) => q.where('p.nhs_number', '=', (where as { nhsNumber: string }).nhsNumber))
         .execute();
+      for (const p of rows) {
+        await recordAudit(db, actor, {
+          action: 'participant.view',
+          entityType: 'participant',
+          entityId: p.id,
+          participantId: p.id,
+          detail: { via: 'fhir' },
+        });
+      }
+      return rows;
+    };
 
     r.get(
       '/fhir/Patient/:id',
@@ -336,15 +348,8 @@ export async function registerApi(app: FastifyInstance, db: Db): Promise<void> {
         schema: { tags: ['fhir'], summary: 'FHIR R4 Patient', security: bearer, params: idParam },
       },
       async (request, reply) => {
-        const [p] = await patientRow({ id: request.params.id });
+        const [p] = await viewPatients({ id: request.params.id }, actorOf(request));
         if (!p) return reply.code(404).type(fhirJson).send(operationOutcome('not-found', 'No such Patient'));
-        await recordAudit(db, actorOf(request), {
-          action: 'participant.view',
-          entityType: 'participant',
-          entityId: p.id,
-          participantId: p.id,
-          detail: { via: 'fhir' },
-        });
         return reply.type(fhirJson).send(fhirPatient(p));
       },
     );
@@ -369,16 +374,7 @@ export async function registerApi(app: FastifyInstance, db: Db): Promise<void> {
       },
       async (request, reply) => {
         const nhsNumber = request.query.identifier.split('|')[1]!;
-        const rows = await patientRow({ nhsNumber });
-        for (const p of rows) {
-          await recordAudit(db, actorOf(request), {
-            action: 'participant.view',
-            entityType: 'participant',
-            entityId: p.id,
-            participantId: p.id,
-            detail: { via: 'fhir' },
-          });
-        }
+        const rows = await viewPatients({ nhsNumber }, actorOf(request));
         return reply.type(fhirJson).send(searchsetBundle(rows.map(fhirPatient)));
       },
     );
