@@ -8,6 +8,7 @@ import { createUser } from '../store/accounts.js';
 import { databaseTargetFromEnv, openDatabase, type Database } from '../store/database.js';
 import { migrate } from '../store/migrate.js';
 import { loadDemoOffice } from '../demo/synthetic-office.js';
+import { startGateway } from '../gateway/gateway.js';
 import { buildHub } from '../hub/app.js';
 import { progressReporter } from './progress.js';
 
@@ -20,6 +21,12 @@ Usage:
       and creates demo staff accounts.
   screening-hub seed [--data DIR] [--participants 20000] [--seed 2026]
       Loads the synthetic screening office into an empty database and exits.
+  screening-hub gateway --hub URL --unit UNIT --allow AE[,AE…] [--dicom-port 11112] [--ae-title SHGATEWAY]
+                        [--status-port 8080] [--host 127.0.0.1] [--data DIR]
+      Runs a mobile unit's gateway: keeps the unit's worklist from the hub (encrypted copy in DIR, default
+      ./data/gateway) and answers the mammography machine's Modality Worklist queries (C-FIND) and C-ECHO, also
+      when the hub is unreachable. --allow lists the modalities' calling AE titles. The hub API token is read
+      from SCREENING_HUB_TOKEN (POST /api/v1/tokens) until gateway enrolment with client certificates exists.
   screening-hub create-user --username NAME --role ROLE --name "Display Name"
       Creates a staff account; the password is read from SCREENING_HUB_PASSWORD.
       Roles: ${ROLES.join(', ')}.
@@ -79,6 +86,12 @@ async function main(argv: string[]): Promise<void> {
       username: { type: 'string' },
       role: { type: 'string' },
       name: { type: 'string' },
+      hub: { type: 'string' },
+      unit: { type: 'string' },
+      allow: { type: 'string' },
+      'dicom-port': { type: 'string', default: '11112' },
+      'ae-title': { type: 'string', default: 'SHGATEWAY' },
+      'status-port': { type: 'string', default: '8080' },
       help: { type: 'boolean', short: 'h', default: false },
     },
   });
@@ -114,6 +127,41 @@ async function main(argv: string[]): Promise<void> {
     });
     console.error(`Created ${values.username} (${values.role})`);
     await database.close();
+    return;
+  }
+  if (command === 'gateway') {
+    const token = process.env.SCREENING_HUB_TOKEN;
+    if (!values.hub || !values.unit || !values.allow)
+      throw new Error('gateway needs --hub, --unit and --allow (see --help)');
+    if (!token) throw new Error('Set SCREENING_HUB_TOKEN to a hub API token (POST /api/v1/tokens)');
+    const dicomPort = Number(values['dicom-port']);
+    if (!Number.isInteger(dicomPort) || dicomPort < 1 || dicomPort > 65535)
+      throw new Error('--dicom-port must be a port number');
+    const dataDir =
+      values.data === join(packageRoot, 'data', 'hub') ? join(packageRoot, 'data', 'gateway') : values.data;
+    const gateway = startGateway({
+      hubUrl: values.hub,
+      unitId: values.unit,
+      token,
+      dataDir,
+      dicomPort,
+      aeTitle: values['ae-title'],
+      allowedCallingAeTitles: values.allow
+        .split(',')
+        .map((t) => t.trim())
+        .filter(Boolean),
+      today: () => isoDateInLondon(new Date()),
+      log: (level, message) => console.error(`${new Date().toISOString()} ${level.toUpperCase()} ${message}`),
+    });
+    const stop = () => {
+      gateway.close();
+      process.exit(0);
+    };
+    process.once('SIGINT', stop);
+    process.once('SIGTERM', stop);
+    console.error(
+      `Gateway for ${values.unit}: DICOM ${values['ae-title']} on port ${dicomPort}, worklist copy in ${dataDir}`,
+    );
     return;
   }
   if (command === 'hub') {

@@ -12,6 +12,7 @@ import { ConflictError, RuleError } from '../../src/store/errors.js';
 import { loadParticipantRecord } from '../../src/store/participant-record.js';
 import { correctDemographics, searchParticipants } from '../../src/store/participants.js';
 import { addItem, correctItem, removeItem } from '../../src/store/record-items.js';
+import { unitWorklist } from '../../src/store/worklist.js';
 import { BACKENDS, freshDatabase } from '../support/database.js';
 import {
   addItem as addRawItem,
@@ -387,6 +388,60 @@ describe.each(BACKENDS)('store on %s', (backend) => {
         .where('id', '=', first)
         .executeTakeFirstOrThrow();
       expect(old).toEqual({ status: 'scheduled', version: 1 });
+    });
+  });
+
+  describe("a unit's worklist", () => {
+    it("holds only that unit's live appointments in the range, with adjustments, at the day's location", async () => {
+      const onUnit = await addParticipant(db(), { given_name: 'Wanda', family_name: 'Worklist' });
+      await addRawItem(db(), onUnit.id, 'implants', 'left');
+      const atStatic = await addParticipant(db());
+      const cancelled = await addParticipant(db());
+      const a = await bookAppointment(
+        db(),
+        { clinicId: office.inaccessibleClinic, participantId: onUnit.id },
+        office.actor,
+        TODAY,
+      );
+      await bookAppointment(
+        db(),
+        { clinicId: office.accessibleClinic, participantId: atStatic.id },
+        office.actor,
+        TODAY,
+      );
+      const c = await bookAppointment(
+        db(),
+        { clinicId: office.inaccessibleClinic, participantId: cancelled.id },
+        office.actor,
+        TODAY,
+      );
+      await changeAppointmentStatus(
+        db(),
+        { appointmentId: c, expectedVersion: 1, to: 'cancelled', reason: 'Asked' },
+        office.actor,
+        TODAY,
+      );
+
+      const worklist = await unitWorklist(db(), 'mobile-1', TODAY, TODAY);
+      const mine = worklist.filter((e) =>
+        [onUnit.nhs_number, atStatic.nhs_number, cancelled.nhs_number].includes(e.nhsNumber),
+      );
+      expect(mine).toEqual([
+        expect.objectContaining({
+          appointmentId: a,
+          nhsNumber: onUnit.nhs_number,
+          familyName: 'Worklist',
+          stationAeTitle: 'MOBILE1',
+          locationName: 'Supermarket car park',
+          adjustments: ['Breast implants'],
+        }),
+      ]);
+      expect((await unitWorklist(db(), 'static-1', TODAY, TODAY)).map((e) => e.nhsNumber)).toContain(
+        atStatic.nhs_number,
+      );
+      expect(await unitWorklist(db(), 'mobile-1', '2026-11-24', '2026-11-30')).not.toEqual(
+        expect.arrayContaining([expect.objectContaining({ appointmentId: a })]),
+      );
     });
   });
 

@@ -1,0 +1,141 @@
+/**
+ * Modality Worklist C-FIND latency for a 200-appointment clinic day: the gateway answering from its worklist copy
+ * (as it does with the hub unreachable), beside DCMTK's reference worklist server wlmscpfs on the same machine with
+ * the same 200 items, both asked by DCMTK's findscu -W (so the times include starting findscu: compare the two
+ * rows, and see `echoscu` for the floor). Each query is a whole association, as a mammography machine makes it.
+ *
+ *   npx tsx bench/gateway-worklist.ts [--queries 300] [--appointments 200]
+ */
+import { spawn } from 'node:child_process';
+import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { parseArgs } from 'node:util';
+import dcmjsDimse from 'dcmjs-dimse';
+import { worklistItem, type WorklistEntry } from '../src/dicom/worklist-item.js';
+import { startWorklistScp } from '../src/gateway/worklist-scp.js';
+import { freePort } from '../test/support/dcmtk.js';
+
+const { values } = parseArgs({
+  options: { queries: { type: 'string', default: '300' }, appointments: { type: 'string', default: '200' } },
+});
+const QUERIES = Number(values.queries);
+const APPOINTMENTS = Number(values.appointments);
+const DAY = '2026-11-23';
+const { Dataset } = dcmjsDimse;
+
+const entries: WorklistEntry[] = Array.from({ length: APPOINTMENTS }, (_, i) => ({
+  appointmentId: `00000000-0000-4000-8000-${String(i).padStart(12, '0')}`,
+  accessionNumber: `SH${String(i).padStart(8, '0')}`,
+  nhsNumber: String(9990000000 + i * 11),
+  givenName: `Given${i}`,
+  familyName: `Family${i}`,
+  dateOfBirth: '1960-02-29',
+  sex: 'female',
+  clinicDate: DAY,
+  startTime: `${String(8 + Math.floor(i / 25)).padStart(2, '0')}:${String((i % 25) * 2).padStart(2, '0')}`,
+  stationAeTitle: 'MAMMO1',
+  locationName: 'Tesco car park',
+  adjustments: i % 40 === 0 ? ['Breast implants'] : [],
+}));
+const items = entries.map(worklistItem);
+
+/** One query as a modality makes it: DCMTK's findscu -W, a whole association, all responses read. */
+function query(port: number, calledAe: string): Promise<{ ms: number; responses: number }> {
+  return new Promise((resolve, reject) => {
+    const started = performance.now();
+    const args = [
+      '-W',
+      '-aet',
+      'MAMMO1',
+      '-aec',
+      calledAe,
+      '-k',
+      'PatientName',
+      '-k',
+      'PatientID',
+      '-k',
+      'PatientBirthDate',
+      '-k',
+      'AccessionNumber',
+    ];
+    for (const key of [
+      'Modality=MG',
+      `ScheduledProcedureStepStartDate=${DAY.replaceAll('-', '')}`,
+      'ScheduledStationAETitle',
+      'ScheduledProcedureStepStartTime',
+    ]) {
+      args.push('-k', `ScheduledProcedureStepSequence[0].${key}`);
+    }
+    // findscu logs one 'Find Response: N (Pending)' line per match at -v.
+    const child = spawn('findscu', ['-v', ...args, '127.0.0.1', String(port)], { stdio: ['ignore', 'ignore', 'pipe'] });
+    let responses = 0;
+    child.stderr.on('data', (chunk: Buffer) => (responses += chunk.toString().split('(Pending)').length - 1));
+    child.on('error', reject);
+    child.on('exit', (code) =>
+      code === 0
+        ? resolve({ ms: performance.now() - started, responses })
+        : reject(new Error(`findscu exited ${code} against ${calledAe}`)),
+    );
+  });
+}
+
+async function measure(label: string, port: number, calledAe: string) {
+  for (let i = 0; i < 10; i++) await query(port, calledAe); // warm up
+  const times: number[] = [];
+  let responses = 0;
+  for (let i = 0; i < QUERIES; i++) {
+    const r = await query(port, calledAe);
+    times.push(r.ms);
+    responses = r.responses;
+  }
+  times.sort((a, b) => a - b);
+  const at = (p: number) => times[Math.min(times.length - 1, Math.floor((p / 100) * times.length))]!.toFixed(1);
+  console.log(`| ${label} | ${QUERIES} | ${responses} | ${at(50)} | ${at(99)} |`);
+}
+
+const gatewayPort = await freePort();
+const scp = startWorklistScp({
+  port: gatewayPort,
+  aeTitle: 'SHGATEWAY',
+  allowedCallingAeTitles: ['MAMMO1'],
+  worklist: () => items,
+  log: () => undefined,
+});
+
+// wlmscpfs reads one file per worklist item from <dir>/<called AE title>/*.wl
+await new Promise((r) => setTimeout(r, 300)); // the SCP listens on the next turn of the event loop
+
+const dir = mkdtempSync(join(tmpdir(), 'wlmscpfs-'));
+mkdirSync(join(dir, 'WLMSCPFS'));
+writeFileSync(join(dir, 'WLMSCPFS', 'lockfile'), '');
+await Promise.all(
+  items.map(
+    (item, i) =>
+      new Promise<void>((resolve, reject) =>
+        new Dataset(item).toFile(join(dir, 'WLMSCPFS', `item${i}.wl`), (e) => (e ? reject(e) : resolve())),
+      ),
+  ),
+);
+const dcmtkPort = await freePort();
+const wlmscpfs = spawn('wlmscpfs', ['-dfp', dir, String(dcmtkPort)], { stdio: 'ignore' });
+await new Promise((r) => setTimeout(r, 500));
+
+console.log(`C-FIND for one day's MG worklist (${APPOINTMENTS} appointments), one association per query, sequential`);
+const echo = performance.now();
+await new Promise((resolve) =>
+  spawn('echoscu', ['-aet', 'MAMMO1', '-aec', 'SHGATEWAY', '127.0.0.1', String(gatewayPort)]).on('exit', resolve),
+);
+console.log(
+  `(one echoscu association, for the cost of starting a DCMTK tool: ${(performance.now() - echo).toFixed(1)} ms)`,
+);
+console.log('| server | queries | responses each | p50 ms | p99 ms |');
+console.log('|---|---:|---:|---:|---:|');
+try {
+  await measure('Screening Hub gateway (local copy, hub unreachable)', gatewayPort, 'SHGATEWAY');
+  if (process.env.SKIP_WLMSCPFS !== '1') await measure('DCMTK wlmscpfs 3.6.7', dcmtkPort, 'WLMSCPFS');
+} finally {
+  scp.close();
+  wlmscpfs.kill();
+  rmSync(dir, { recursive: true, force: true });
+}

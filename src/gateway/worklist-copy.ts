@@ -1,0 +1,79 @@
+import { createCipheriv, createDecipheriv, randomBytes } from 'node:crypto';
+import { closeSync, existsSync, fsyncSync, mkdirSync, openSync, readFileSync, renameSync, writeSync } from 'node:fs';
+import { join } from 'node:path';
+import type { WorklistEntry } from '../dicom/worklist-item.js';
+
+export interface WorklistSnapshot {
+  unitId: string;
+  /** When the hub produced it (ISO instant): the age of the copy is measured from here. */
+  fetchedAt: string;
+  entries: WorklistEntry[];
+}
+
+/** Writes a file so that a power cut leaves the old or the new one, never half of either. */
+export function writeDurably(path: string, data: Buffer | string): void {
+  const temporary = `${path}.${process.pid}.tmp`;
+  const fd = openSync(temporary, 'w', 0o600);
+  try {
+    writeSync(fd, typeof data === 'string' ? Buffer.from(data) : data);
+    fsyncSync(fd);
+  } finally {
+    closeSync(fd);
+  }
+  renameSync(temporary, path);
+}
+
+/**
+ * The gateway's own copy of its unit's worklist, encrypted at rest with AES-256-GCM under a key kept in the
+ * gateway's data folder (created on first start, mode 0600). It answers the modality when the hub cannot.
+ */
+export class WorklistCopy {
+  private snapshot: WorklistSnapshot | undefined;
+  private readonly key: Buffer;
+  private readonly file: string;
+
+  constructor(dataDir: string) {
+    mkdirSync(dataDir, { recursive: true, mode: 0o700 });
+    const keyFile = join(dataDir, 'worklist.key');
+    if (!existsSync(keyFile)) writeDurably(keyFile, randomBytes(32));
+    this.key = readFileSync(keyFile);
+    if (this.key.length !== 32)
+      throw new Error(`${keyFile} is not a 256-bit key: move it away and restart to make a new one`);
+    this.file = join(dataDir, 'worklist.enc');
+    if (existsSync(this.file)) this.snapshot = this.decrypt(readFileSync(this.file));
+  }
+
+  current(): WorklistSnapshot | undefined {
+    return this.snapshot;
+  }
+
+  /** Keeps a new snapshot, dropping clinic days before today (a past day's list is not kept on the van). */
+  replace(snapshot: WorklistSnapshot, today: string): void {
+    const kept = { ...snapshot, entries: snapshot.entries.filter((e) => e.clinicDate >= today) };
+    writeDurably(this.file, this.encrypt(kept));
+    this.snapshot = kept;
+  }
+
+  /** Purges past clinic days from the copy (run after each clinic day even when the hub is unreachable). */
+  purgeBefore(today: string): void {
+    if (this.snapshot && this.snapshot.entries.some((e) => e.clinicDate < today)) this.replace(this.snapshot, today);
+  }
+
+  private encrypt(snapshot: WorklistSnapshot): Buffer {
+    const iv = randomBytes(12);
+    const cipher = createCipheriv('aes-256-gcm', this.key, iv);
+    const body = Buffer.concat([cipher.update(JSON.stringify(snapshot), 'utf8'), cipher.final()]);
+    return Buffer.concat([Buffer.from('SHWL1'), iv, cipher.getAuthTag(), body]);
+  }
+
+  private decrypt(file: Buffer): WorklistSnapshot {
+    if (file.subarray(0, 5).toString() !== 'SHWL1')
+      throw new Error(`${this.file} is not a Screening Hub worklist copy`);
+    const iv = file.subarray(5, 17);
+    const tag = file.subarray(17, 33);
+    const decipher = createDecipheriv('aes-256-gcm', this.key, iv);
+    decipher.setAuthTag(tag);
+    const json = Buffer.concat([decipher.update(file.subarray(33)), decipher.final()]).toString('utf8');
+    return JSON.parse(json) as WorklistSnapshot;
+  }
+}
