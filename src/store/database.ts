@@ -39,6 +39,11 @@ export async function openDatabase(target: DatabaseTarget): Promise<Database> {
       },
     };
     const pool = new pg.Pool({ connectionString: target.url, types, max: 10 });
+    // An idle connection can be cut by the server (restart, failover, a dropped database): the pool replaces it on
+    // next use. Without this listener the 'error' event would end the process.
+    pool.on('error', (error: Error & { code?: string }) => {
+      console.error(`PostgreSQL connection lost (${error.code ?? 'no code'}): ${error.message}; it will be replaced`);
+    });
     const db = new Kysely<Tables>({ dialect: new PostgresDialect({ pool }) });
     return {
       db,
