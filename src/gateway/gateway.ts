@@ -28,7 +28,7 @@ export interface GatewayOptions {
  * served from that copy to the mammography machine, online or not.
  */
 export function startGateway(options: GatewayOptions) {
-  const copy = new WorklistCopy(options.dataDir);
+  const copy = new WorklistCopy(options.dataDir, options.log);
   copy.purgeBefore(options.today());
   // The DICOM items are made once per snapshot, not per query.
   let items: { snapshot: WorklistSnapshot | undefined; dicom: { clinicDate: string; item: DicomItem }[] } = {

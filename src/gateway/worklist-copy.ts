@@ -32,7 +32,10 @@ export class WorklistCopy {
   private readonly key: Buffer;
   private readonly file: string;
 
-  constructor(dataDir: string) {
+  constructor(
+    dataDir: string,
+    log: (level: 'error', message: string) => void = (_level, message) => console.error(message),
+  ) {
     mkdirSync(dataDir, { recursive: true, mode: 0o700 });
     const keyFile = join(dataDir, 'worklist.key');
     if (!existsSync(keyFile)) writeDurably(keyFile, randomBytes(32));
@@ -40,7 +43,20 @@ export class WorklistCopy {
     if (this.key.length !== 32)
       throw new Error(`${keyFile} is not a 256-bit key: move it away and restart to make a new one`);
     this.file = join(dataDir, 'worklist.enc');
-    if (existsSync(this.file)) this.snapshot = this.decrypt(readFileSync(this.file));
+    if (existsSync(this.file)) {
+      try {
+        this.snapshot = this.decrypt(readFileSync(this.file));
+      } catch (error) {
+        // A copy that fails authentication (tampered, corrupt, or another key's) is set aside, not used and not
+        // deleted; the gateway starts with no copy and gets a new one from the hub.
+        const aside = `${this.file}.unreadable-${Date.now()}`;
+        renameSync(this.file, aside);
+        log(
+          'error',
+          `Worklist copy could not be read (${(error as Error).message}): moved to ${aside}; waiting for the hub`,
+        );
+      }
+    }
   }
 
   current(): WorklistSnapshot | undefined {
