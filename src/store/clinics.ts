@@ -82,7 +82,7 @@ async function clinicHeader(db: Db, clinicId: string) {
 }
 
 /** Current record items of these participants, for their reasonable adjustments. */
-async function currentItemsOf(db: Db, participantIds: string[]) {
+export async function currentItemsOf(db: Db, participantIds: string[]) {
   if (participantIds.length === 0)
     return new Map<string, { kind: string; temporary_until: string | null; value: string | null; details: string }[]>();
   const rows = await db
@@ -470,9 +470,15 @@ export async function rescheduleAppointment(
 
 /**
  * Appointments with their clinic, site, location and participant, each with its start time and length: the one
- * query behind the appointment page, the participant's record and the FHIR Appointment reads. Newest first.
+ * query behind the appointment page, the participant's record, the FHIR Appointment reads and a unit's worklist
+ * (a site's appointments in some statuses between two dates, at open clinics, of living people). Newest first.
  */
-export async function findAppointments(db: Db, where: { id: string } | { participantId: string }) {
+export type AppointmentFilter =
+  | { id: string }
+  | { participantId: string }
+  | { siteId: string; from: string; to: string; statuses: readonly AppointmentStatus[] };
+
+export async function findAppointments(db: Db, where: AppointmentFilter) {
   const rows = await db
     .selectFrom('appointment as a')
     .innerJoin('participant as p', 'p.id', 'a.participant_id')
@@ -493,17 +499,30 @@ export async function findAppointments(db: Db, where: { id: string } | { partici
       'p.nhs_number',
       'p.given_name',
       'p.family_name',
+      'p.date_of_birth',
+      'p.sex',
       'c.id as clinic_id',
       'c.clinic_date',
       'c.starts_at',
       'c.slot_minutes',
       's.name as site_name',
+      's.ae_title',
       'l.name as location_name',
     ])
     .$if('id' in where, (q) => q.where('a.id', '=', (where as { id: string }).id))
     .$if('participantId' in where, (q) =>
       q.where('a.participant_id', '=', (where as { participantId: string }).participantId),
     )
+    .$if('siteId' in where, (q) => {
+      const site = where as Extract<AppointmentFilter, { siteId: string }>;
+      return q
+        .where('c.site_id', '=', site.siteId)
+        .where('c.clinic_date', '>=', site.from)
+        .where('c.clinic_date', '<=', site.to)
+        .where('c.status', '=', 'open')
+        .where('a.status', 'in', site.statuses)
+        .where('p.date_of_death', 'is', null);
+    })
     .orderBy('c.clinic_date', 'desc')
     .orderBy('a.booked_at', 'desc')
     .execute();
