@@ -10,6 +10,7 @@ import nunjucks from 'nunjucks';
 import { join } from 'node:path';
 import { isoDateInLondon } from '../pathway/dates.js';
 import { nhsukFrontendDir, publicDir, viewsDir } from '../paths.js';
+import { purgeExpiredSessions } from '../store/accounts.js';
 import type { Db } from '../store/database.js';
 import { ConflictError, NotFoundError, RuleError } from '../store/errors.js';
 import { registerApi } from './api/routes.js';
@@ -108,6 +109,16 @@ export async function buildHub(options: HubOptions): Promise<FastifyInstance> {
     return payload;
   });
   registerAuthentication(app, options.db);
+
+  // Expired sessions are refused when used; this also removes them from the table, hourly.
+  const purge = setInterval(
+    () => {
+      purgeExpiredSessions(options.db).catch((error: Error) => app.log.warn(`Session purge failed: ${error.message}`));
+    },
+    60 * 60 * 1000,
+  );
+  purge.unref();
+  app.addHook('onClose', async () => clearInterval(purge));
 
   app.setErrorHandler(async (error, request, reply) => {
     const isApi = request.url.startsWith('/api/') || request.url.startsWith('/fhir/');

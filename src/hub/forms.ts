@@ -19,13 +19,6 @@ export function fieldErrors(error: z.ZodError): FieldErrors {
   return errors;
 }
 
-const text = (max: number) => z.string().trim().max(max, `Must be ${max} characters or fewer`);
-export const optionalText = (max: number) =>
-  text(max)
-    .optional()
-    .transform((v) => (v ? v : null));
-export const requiredText = (label: string, max = 100) => text(max).min(1, `Enter ${label}`);
-
 export const nhsNumberField = z
   .string({ error: 'Enter the NHS number' })
   .transform((v) => normaliseNhsNumber(v))

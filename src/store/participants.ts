@@ -53,12 +53,6 @@ const likePrefix = (text: string) =>
     .toLowerCase()
     .replace(/[\\%_]/g, (c) => '\\' + c) + '%';
 
-export async function participantIdByNhsNumber(db: Db, nhsNumber: string): Promise<string> {
-  const row = await db.selectFrom('participant').select('id').where('nhs_number', '=', nhsNumber).executeTakeFirst();
-  if (!row) throw new NotFoundError(`No participant has NHS number ${nhsNumber}`);
-  return row.id;
-}
-
 /** The demographic fields staff and feeds can correct, with their labels. */
 export const DEMOGRAPHIC_FIELDS = {
   given_name: 'Given name',

@@ -1,6 +1,6 @@
 import { sql } from 'kysely';
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
-import { authenticate, endSession, sessionUser, startSession } from '../../src/store/accounts.js';
+import { authenticate, endSession, purgeExpiredSessions, sessionUser, startSession } from '../../src/store/accounts.js';
 import {
   bookAppointment,
   changeAppointmentStatus,
@@ -50,6 +50,25 @@ describe.each(BACKENDS)('store on %s', (backend) => {
       expect(await sessionUser(db(), token, 'api')).toBeUndefined();
       await endSession(db(), token);
       expect(await sessionUser(db(), token, 'web')).toBeUndefined();
+    });
+
+    it('purges sessions that have expired, and only those', async () => {
+      const live = await startSession(db(), office.users.reader.id, 'web', null);
+      const idle = await startSession(db(), office.users.support.id, 'web', null);
+      await db()
+        .updateTable('user_session')
+        .set({ last_seen_at: new Date(Date.now() - 31 * 60_000) })
+        .where('user_id', '=', office.users.support.id)
+        .execute();
+      await purgeExpiredSessions(db());
+      const left = await db()
+        .selectFrom('user_session')
+        .select('user_id')
+        .where('user_id', 'in', [office.users.reader.id, office.users.support.id])
+        .execute();
+      expect(left.map((r) => r.user_id)).toEqual([office.users.reader.id]);
+      expect(await sessionUser(db(), live, 'web')).toBeDefined();
+      expect(await sessionUser(db(), idle, 'web')).toBeUndefined();
     });
 
     it('expires a session left idle for 30 minutes', async () => {
