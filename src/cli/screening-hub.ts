@@ -22,10 +22,11 @@ Usage:
   screening-hub seed [--data DIR] [--participants 20000] [--seed 2026]
       Loads the synthetic screening office into an empty database and exits.
   screening-hub gateway --hub URL --unit UNIT --allow AE[,AE…] [--dicom-port 11112] [--ae-title SHGATEWAY]
-                        [--status-port 8080] [--host 127.0.0.1] [--data DIR]
+                        [--status-port 8080] [--host 127.0.0.1] [--min-free-mb 2048] [--data DIR]
       Runs a mobile unit's gateway: keeps the unit's worklist from the hub (encrypted copy in DIR, default
-      ./data/gateway) and answers the mammography machine's Modality Worklist queries (C-FIND) and C-ECHO, also
-      when the hub is unreachable. --allow lists the modalities' calling AE titles. The hub API token is read
+      ./data/gateway), answers the mammography machine's Modality Worklist queries (C-FIND) and C-ECHO, also
+      when the hub is unreachable, and stores its mammography images (C-STORE) in DIR/images, refusing them
+      (Out of Resources) when less than --min-free-mb (default 2048) is free. --allow lists the modalities' calling AE titles. The hub API token is read
       from SCREENING_HUB_TOKEN (POST /api/v1/tokens) until gateway enrolment with client certificates exists.
   screening-hub create-user --username NAME --role ROLE --name "Display Name"
       Creates a staff account; the password is read from SCREENING_HUB_PASSWORD.
@@ -92,6 +93,7 @@ async function main(argv: string[]): Promise<void> {
       'dicom-port': { type: 'string', default: '11112' },
       'ae-title': { type: 'string', default: 'SHGATEWAY' },
       'status-port': { type: 'string', default: '8080' },
+      'min-free-mb': { type: 'string', default: '2048' },
       help: { type: 'boolean', short: 'h', default: false },
     },
   });

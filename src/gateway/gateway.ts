@@ -1,6 +1,7 @@
 import { worklistItem } from '../dicom/worklist-item.js';
 import type { DicomItem } from '../dicom/worklist-matching.js';
 import { startHubFeed } from './hub-feed.js';
+import { ImageStore } from './image-store.js';
 import { startStatusPage } from './status-page.js';
 import { WorklistCopy, type WorklistSnapshot } from './worklist-copy.js';
 import { startWorklistScp } from './worklist-scp.js';
@@ -14,6 +15,8 @@ export interface GatewayOptions {
   dicomPort: number;
   aeTitle: string;
   allowedCallingAeTitles: string[];
+  /** Refuse images (C-STORE) when less than this is free on the data disk (default 2 GiB: one tomosynthesis object). */
+  minFreeBytes?: number;
   /** The local status page (omit to run without one). */
   status?: { port: number; host: string };
   /** Days of worklist kept ahead (default 7). */
@@ -24,8 +27,8 @@ export interface GatewayOptions {
 }
 
 /**
- * The gateway on a mobile unit, so far: its worklist copy kept in step with the hub, and the Modality Worklist
- * served from that copy to the mammography machine, online or not.
+ * The gateway on a mobile unit, so far: its worklist copy kept in step with the hub, the Modality Worklist served
+ * from that copy to the mammography machine online or not, and the images it sends, stored durably (C-STORE).
  */
 export function startGateway(options: GatewayOptions) {
   const copy = new WorklistCopy(options.dataDir, options.log);
@@ -47,11 +50,13 @@ export function startGateway(options: GatewayOptions) {
     const today = options.today();
     return items.dicom.filter((d) => d.clinicDate >= today).map((d) => d.item);
   };
+  const images = new ImageStore(options.dataDir, options.minFreeBytes ?? 2 * 1024 ** 3);
   const scp = startWorklistScp({
     port: options.dicomPort,
     aeTitle: options.aeTitle,
     allowedCallingAeTitles: options.allowedCallingAeTitles,
     worklist,
+    images,
     log: options.log,
   });
   const feed = startHubFeed({
@@ -70,6 +75,7 @@ export function startGateway(options: GatewayOptions) {
   return {
     copy,
     feed,
+    images,
     close() {
       feed.stop();
       scp.close();

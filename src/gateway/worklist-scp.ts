@@ -1,11 +1,21 @@
 import type { Socket } from 'node:net';
+import { Writable } from 'node:stream';
 import dcmjsDimse from 'dcmjs-dimse';
 import { findWorklist, type DicomItem } from '../dicom/worklist-matching.js';
+import { discardingStream, type ImageStore, type IncomingImage, type ReceivedImage } from './image-store.js';
 
 const { Dataset, Server, Scp } = dcmjsDimse;
-const { CEchoResponse, CFindResponse } = dcmjsDimse.responses;
-const { Status, PresentationContextResult, RejectResult, RejectSource, RejectReason, TransferSyntax, SopClass } =
-  dcmjsDimse.constants;
+const { CEchoResponse, CFindResponse, CStoreResponse } = dcmjsDimse.responses;
+const {
+  Status,
+  PresentationContextResult,
+  RejectResult,
+  RejectSource,
+  RejectReason,
+  TransferSyntax,
+  SopClass,
+  StorageClass,
+} = dcmjsDimse.constants;
 
 export interface WorklistScpOptions {
   port: number;
@@ -16,6 +26,9 @@ export interface WorklistScpOptions {
   /** The unit's worklist as the gateway holds it now (its local copy: answers with the hub unreachable too). */
   worklist: () => readonly DicomItem[];
   log: (level: 'info' | 'warn' | 'error', message: string, detail?: Record<string, unknown>) => void;
+  /** Where images from the modality go (C-STORE SCP); without it, storage is not offered. */
+  images?: ImageStore;
+  onImage?: (image: ReceivedImage) => void;
 }
 
 export interface WorklistScp {
@@ -24,6 +37,22 @@ export interface WorklistScp {
 
 const UNCOMPRESSED = [TransferSyntax.ExplicitVRLittleEndian, TransferSyntax.ImplicitVRLittleEndian];
 const SERVICES = [SopClass.Verification, SopClass.ModalityWorklistInformationModelFind];
+/** Mammography images the gateway takes (PS3.4 B.5): digital mammography (both kinds) and breast tomosynthesis. */
+export const MAMMOGRAPHY_STORAGE = [
+  StorageClass.DigitalMammographyXRayImageStorageForPresentation,
+  StorageClass.DigitalMammographyXRayImageStorageForProcessing,
+  StorageClass.BreastTomosynthesisImageStorage,
+];
+/** Stored as sent: uncompressed, or the lossless compressions modalities use (JPEG-LS, JPEG lossless, JPEG 2000). */
+const STORAGE_SYNTAXES = [
+  ...UNCOMPRESSED,
+  '1.2.840.10008.1.2.4.80',
+  '1.2.840.10008.1.2.4.70',
+  '1.2.840.10008.1.2.4.57',
+  '1.2.840.10008.1.2.4.90',
+];
+const OUT_OF_RESOURCES = 0xa700;
+const CANNOT_UNDERSTAND = 0xc000;
 
 /**
  * The gateway's DICOM services for the mammography machine, so far: Verification (C-ECHO) and Modality Worklist
@@ -33,6 +62,8 @@ export function startWorklistScp(options: WorklistScpOptions): WorklistScp {
   // dcmjs-dimse logs every PDU at info; the gateway logs what staff and support need through options.log.
   dcmjsDimse.log.setLevel('warn');
   const allowed = new Set(options.allowedCallingAeTitles.map((t) => t.trim()));
+  const images = options.images;
+  const services = images ? [...SERVICES, ...MAMMOGRAPHY_STORAGE] : SERVICES;
 
   class GatewayScp extends Scp {
     private calling = '';
@@ -79,11 +110,13 @@ export function startWorklistScp(options: WorklistScpOptions): WorklistScp {
       }
       for (const c of association.getPresentationContexts()) {
         const context = association.getPresentationContext(c.id);
-        if (!SERVICES.includes(context.getAbstractSyntaxUid())) {
+        const abstract = context.getAbstractSyntaxUid();
+        if (!services.includes(abstract)) {
           context.setResult(PresentationContextResult.RejectAbstractSyntaxNotSupported);
           continue;
         }
-        const syntax = UNCOMPRESSED.find((ts) => context.getTransferSyntaxUids().includes(ts));
+        const acceptable = MAMMOGRAPHY_STORAGE.includes(abstract) ? STORAGE_SYNTAXES : UNCOMPRESSED;
+        const syntax = context.getTransferSyntaxUids().find((ts) => acceptable.includes(ts));
         if (!syntax) {
           context.setResult(PresentationContextResult.RejectTransferSyntaxesNotSupported);
           continue;
@@ -136,6 +169,103 @@ export function startWorklistScp(options: WorklistScpOptions): WorklistScp {
         failed.setStatus(Status.ProcessingFailure);
         callback([failed]);
       }
+    }
+
+    /** The image arriving now (one at a time per association), or why it is being refused. */
+    private arriving: IncomingImage | undefined;
+    private refusal: { status: number; reason: string } | undefined;
+    private received: ReceivedImage | undefined;
+
+    override createStoreWritableStream(
+      context: dcmjsDimse.association.PresentationContext,
+      request: dcmjsDimse.requests.CStoreRequest,
+    ): Writable {
+      this.arriving = undefined;
+      this.refusal = undefined;
+      this.received = undefined;
+      if (!images) return discardingStream();
+      if (!images.hasRoom()) {
+        this.refusal = {
+          status: OUT_OF_RESOURCES,
+          reason: `only ${images.freeBytes()} bytes free, below the ${images.minFreeBytes} kept free`,
+        };
+        return discardingStream();
+      }
+      try {
+        const image = images.begin(
+          request.getAffectedSopClassUid(),
+          request.getAffectedSopInstanceUid(),
+          context.getAcceptedTransferSyntaxUid() ?? TransferSyntax.ImplicitVRLittleEndian,
+        );
+        this.arriving = image;
+        return new Writable({
+          write(chunk: Buffer, _encoding, done) {
+            if (image.write(chunk)) done();
+            else image.stream.once('drain', () => done());
+          },
+        });
+      } catch (error) {
+        this.refusal = { status: CANNOT_UNDERSTAND, reason: (error as Error).message };
+        return discardingStream();
+      }
+    }
+
+    override createDatasetFromStoreWritableStream(
+      _writable: Writable,
+      _context: dcmjsDimse.association.PresentationContext,
+      callback: (dataset: dcmjsDimse.Dataset) => void,
+    ): void {
+      const image = this.arriving;
+      if (!image) {
+        callback(new Dataset({}));
+        return;
+      }
+      image
+        .finish()
+        .then((received) => (this.received = received))
+        .catch((error: Error & { code?: string }) => {
+          image.discard();
+          this.refusal = {
+            status: error.code === 'ENOSPC' ? OUT_OF_RESOURCES : CANNOT_UNDERSTAND,
+            reason: error.message,
+          };
+        })
+        .finally(() => callback(new Dataset({})));
+    }
+
+    override cStoreRequest(
+      request: dcmjsDimse.requests.CStoreRequest,
+      callback: (response: dcmjsDimse.responses.CStoreResponse) => void,
+    ): void {
+      const response = CStoreResponse.fromRequest(request);
+      const uid = request.getAffectedSopInstanceUid();
+      if (this.received) {
+        response.setStatus(Status.Success);
+        options.log(
+          'info',
+          `Image ${uid} from ${this.calling} stored (${this.received.bytes} bytes, accession ${this.received.accessionNumber || 'none'})`,
+        );
+        options.onImage?.(this.received);
+      } else {
+        const refusal = this.refusal ?? { status: CANNOT_UNDERSTAND, reason: 'the image could not be stored' };
+        response.setStatus(refusal.status);
+        options.log(
+          'warn',
+          `Image ${uid} from ${this.calling} refused: ${refusal.reason}; the modality keeps its copy`,
+        );
+      }
+      this.arriving = undefined;
+      this.received = undefined;
+      this.refusal = undefined;
+      callback(response);
+    }
+
+    /** The modality gave up (A-ABORT): drop any half-received image and close the connection. */
+    override abort(): void {
+      options.log('warn', `Association aborted by ${this.calling || 'the modality'}`);
+      this.arriving?.discard();
+      this.arriving = undefined;
+      (this as unknown as { socket: Socket }).socket.destroy();
     }
 
     override associationReleaseRequested(): void {
