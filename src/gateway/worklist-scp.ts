@@ -211,7 +211,7 @@ export function startWorklistScp(options: WorklistScpOptions): WorklistScp {
     }
 
     override createDatasetFromStoreWritableStream(
-      _writable: Writable,
+      writable: Writable,
       _context: dcmjsDimse.association.PresentationContext,
       callback: (dataset: dcmjsDimse.Dataset) => void,
     ): void {
@@ -220,8 +220,16 @@ export function startWorklistScp(options: WorklistScpOptions): WorklistScp {
         callback(new Dataset({}));
         return;
       }
-      image
-        .finish()
+      // The library has called end(): wait until every chunk has passed through to the file before filing it,
+      // or a large image would be acknowledged with its last PDVs missing.
+      const flushed = writable.writableFinished
+        ? Promise.resolve()
+        : new Promise<void>((resolve, reject) => {
+            writable.once('finish', resolve);
+            writable.once('error', reject);
+          });
+      flushed
+        .then(() => image.finish())
         .then((received) => (this.received = received))
         .catch((error: Error & { code?: string }) => {
           image.discard();

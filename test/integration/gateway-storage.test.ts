@@ -13,9 +13,9 @@ import { freePort, haveDcmtk } from '../support/dcmtk.js';
 const run = promisify(execFile);
 const MG_FOR_PRESENTATION = '1.2.840.10008.5.1.4.1.1.1.2';
 
-/** A small synthetic digital mammogram (64 × 64, 16-bit), written as a Part 10 file. */
+/** A synthetic digital mammogram (512 × 512, 16-bit: half a megabyte, many PDVs), written as a Part 10 file. */
 function syntheticMammogram(path: string, sopInstanceUid: string, sopClassUid = MG_FOR_PRESENTATION): Buffer {
-  const pixels = randomBytes(64 * 64 * 2);
+  const pixels = randomBytes(512 * 512 * 2);
   const naturalized = {
     SOPClassUID: sopClassUid,
     SOPInstanceUID: sopInstanceUid,
@@ -29,8 +29,8 @@ function syntheticMammogram(path: string, sopInstanceUid: string, sopClassUid = 
     ImageLaterality: 'L',
     SamplesPerPixel: 1,
     PhotometricInterpretation: 'MONOCHROME2',
-    Rows: 64,
-    Columns: 64,
+    Rows: 512,
+    Columns: 512,
     BitsAllocated: 16,
     BitsStored: 12,
     HighBit: 11,
