@@ -6,16 +6,15 @@
  *   npx tsx bench/gateway-storage.ts [--runs 3]
  */
 import { execFile, spawn } from 'node:child_process';
-import { randomBytes } from 'node:crypto';
-import { mkdirSync, mkdtempSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, rmSync, statSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
 import { promisify } from 'node:util';
-import dcmjs from 'dcmjs';
 import { ImageStore } from '../src/gateway/image-store.js';
 import { startWorklistScp } from '../src/gateway/worklist-scp.js';
 import { freePort } from '../test/support/dcmtk.js';
+import { writeSyntheticMammogram } from '../test/support/mammogram.js';
 
 const run = promisify(execFile);
 const { values } = parseArgs({ options: { runs: { type: 'string', default: '3' } } });
@@ -25,37 +24,8 @@ const SIDE = 3700; // 3700 × 3700 × 2 bytes ≈ 27.4 MB, a 2D view
 const dir = mkdtempSync(join(tmpdir(), 'ingest-'));
 const files: string[] = [];
 for (let view = 0; view < 4; view++) {
-  const pixels = randomBytes(SIDE * SIDE * 2);
-  const uid = `2.25.4242${view}`;
-  const dict = new dcmjs.data.DicomDict({
-    FileMetaInformationVersion: { vr: 'OB', Value: [new Uint8Array([0, 1]).buffer] },
-    MediaStorageSOPClassUID: { vr: 'UI', Value: ['1.2.840.10008.5.1.4.1.1.1.2'] },
-    MediaStorageSOPInstanceUID: { vr: 'UI', Value: [uid] },
-    TransferSyntaxUID: { vr: 'UI', Value: ['1.2.840.10008.1.2.1'] },
-    ImplementationClassUID: { vr: 'UI', Value: ['2.25.99'] },
-  });
-  dict.meta = dict.dict;
-  dict.dict = dcmjs.data.DicomMetaDictionary.denaturalizeDataset({
-    SOPClassUID: '1.2.840.10008.5.1.4.1.1.1.2',
-    SOPInstanceUID: uid,
-    StudyInstanceUID: '2.25.4242',
-    SeriesInstanceUID: '2.25.42421',
-    AccessionNumber: 'SH00004242',
-    PatientID: '9990000018',
-    Modality: 'MG',
-    SamplesPerPixel: 1,
-    PhotometricInterpretation: 'MONOCHROME2',
-    Rows: SIDE,
-    Columns: SIDE,
-    BitsAllocated: 16,
-    BitsStored: 14,
-    HighBit: 13,
-    PixelRepresentation: 0,
-    PixelData: [pixels.buffer.slice(pixels.byteOffset, pixels.byteOffset + pixels.byteLength)],
-    _vrMap: { PixelData: 'OW' },
-  });
   const file = join(dir, `view${view}.dcm`);
-  writeFileSync(file, Buffer.from(dict.write()));
+  writeSyntheticMammogram(file, { sopInstanceUid: `2.25.4242${view}`, side: SIDE, accessionNumber: 'SH00004242' });
   files.push(file);
 }
 const megabytes = files.reduce((sum, f) => sum + statSync(f).size, 0) / 1e6;

@@ -14,6 +14,7 @@ import {
 import { join } from 'node:path';
 import { Writable } from 'node:stream';
 import dcmjs from 'dcmjs';
+import { part10File } from '../dicom/part10.js';
 
 /** What the gateway knows of an image it holds, written to received.jsonl once the image is durable. */
 export interface ReceivedImage {
@@ -30,22 +31,6 @@ export interface ReceivedImage {
 
 const UID = /^[0-9]+(\.[0-9]+)*$/;
 const HEADER_BYTES = 256 * 1024;
-const IMPLEMENTATION_CLASS_UID = '2.25.160285186498498473470934542312348473601';
-
-/** Part 10 preamble and file meta information for a dataset received over the network. */
-function fileMetaPrefix(sopClassUid: string, sopInstanceUid: string, transferSyntaxUid: string): Buffer {
-  const dict = new dcmjs.data.DicomDict({
-    FileMetaInformationVersion: { vr: 'OB', Value: [new Uint8Array([0, 1]).buffer] },
-    MediaStorageSOPClassUID: { vr: 'UI', Value: [sopClassUid] },
-    MediaStorageSOPInstanceUID: { vr: 'UI', Value: [sopInstanceUid] },
-    TransferSyntaxUID: { vr: 'UI', Value: [transferSyntaxUid] },
-    ImplementationClassUID: { vr: 'UI', Value: [IMPLEMENTATION_CLASS_UID] },
-    ImplementationVersionName: { vr: 'SH', Value: ['SCREENINGHUB1'] },
-  });
-  dict.meta = dict.dict;
-  dict.dict = {};
-  return Buffer.from(dict.write());
-}
 
 /**
  * Images received from the modality, streamed to disk (never held whole in memory: a tomosynthesis object is
@@ -116,7 +101,8 @@ export class IncomingImage {
     this.partPath = join(store.incoming, `${sopInstanceUid}.part`);
     this.stream = createWriteStream(this.partPath, { mode: 0o600 });
     this.stream.on('error', (error) => (this.failed ??= error));
-    const prefix = fileMetaPrefix(sopClassUid, sopInstanceUid, transferSyntaxUid);
+    // The Part 10 header first; the dataset bytes follow as they arrive, in the transfer syntax they were sent in.
+    const prefix = part10File({ sopClassUid, sopInstanceUid, transferSyntaxUid });
     this.stream.write(prefix);
     this.bytes += prefix.length;
   }

@@ -1,48 +1,14 @@
 import { execFile, spawn, type ChildProcess } from 'node:child_process';
-import { randomBytes } from 'node:crypto';
-import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
-import dcmjs from 'dcmjs';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { ReceivedImage } from '../../src/gateway/image-store.js';
 import { echoscu, freePort, haveDcmtk } from '../support/dcmtk.js';
+import { writeSyntheticMammogram } from '../support/mammogram.js';
 
 const run = promisify(execFile);
-
-/** A digital mammogram of the given pixel size (16-bit), as a Part 10 file. */
-function mammogram(path: string, uid: string, side: number) {
-  const pixels = randomBytes(side * side * 2);
-  const dict = new dcmjs.data.DicomDict({
-    FileMetaInformationVersion: { vr: 'OB', Value: [new Uint8Array([0, 1]).buffer] },
-    MediaStorageSOPClassUID: { vr: 'UI', Value: ['1.2.840.10008.5.1.4.1.1.1.2'] },
-    MediaStorageSOPInstanceUID: { vr: 'UI', Value: [uid] },
-    TransferSyntaxUID: { vr: 'UI', Value: ['1.2.840.10008.1.2.1'] },
-    ImplementationClassUID: { vr: 'UI', Value: ['2.25.99'] },
-  });
-  dict.meta = dict.dict;
-  dict.dict = dcmjs.data.DicomMetaDictionary.denaturalizeDataset({
-    SOPClassUID: '1.2.840.10008.5.1.4.1.1.1.2',
-    SOPInstanceUID: uid,
-    StudyInstanceUID: '2.25.55',
-    SeriesInstanceUID: '2.25.56',
-    AccessionNumber: 'SH00000077',
-    PatientID: '9990000018',
-    Modality: 'MG',
-    SamplesPerPixel: 1,
-    PhotometricInterpretation: 'MONOCHROME2',
-    Rows: side,
-    Columns: side,
-    BitsAllocated: 16,
-    BitsStored: 14,
-    HighBit: 13,
-    PixelRepresentation: 0,
-    PixelData: [pixels.buffer.slice(pixels.byteOffset, pixels.byteOffset + pixels.byteLength)],
-    _vrMap: { PixelData: 'OW' },
-  });
-  writeFileSync(path, Buffer.from(dict.write()));
-}
 
 describe.skipIf(!haveDcmtk)('gateway killed with SIGKILL (power cut on the van)', () => {
   let dir: string;
@@ -102,14 +68,14 @@ describe.skipIf(!haveDcmtk)('gateway killed with SIGKILL (power cut on the van)'
   it('keeps every image it acknowledged, and nothing half-received, across kill -9 at any moment', async () => {
     gateway = await start();
     for (const n of [1, 2, 3]) {
-      mammogram(join(dir, `small${n}.dcm`), `2.25.880${n}`, 128);
+      writeSyntheticMammogram(join(dir, `small${n}.dcm`), { sopInstanceUid: `2.25.880${n}`, side: 128 });
       expect(await storescu(join(dir, `small${n}.dcm`))).toBe(0);
     }
     gateway.kill('SIGKILL'); // right after three acknowledgements
 
     gateway = await start();
     // A 27 MB image (the size of one 2D view), killed while it is arriving: never acknowledged.
-    mammogram(join(dir, 'big.dcm'), '2.25.8809', 3700);
+    writeSyntheticMammogram(join(dir, 'big.dcm'), { sopInstanceUid: '2.25.8809', side: 3700 });
     const sending = storescu(join(dir, 'big.dcm'));
     for (let i = 0; i < 200 && readdirSync(join(dir, 'gateway', 'incoming')).length === 0; i++)
       await new Promise((r) => setTimeout(r, 10));

@@ -1,6 +1,6 @@
 import { execFile } from 'node:child_process';
-import { createHash, randomBytes } from 'node:crypto';
-import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { createHash } from 'node:crypto';
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
@@ -9,48 +9,9 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { ImageStore, type ReceivedImage } from '../../src/gateway/image-store.js';
 import { startWorklistScp, type WorklistScp } from '../../src/gateway/worklist-scp.js';
 import { freePort, haveDcmtk } from '../support/dcmtk.js';
+import { writeSyntheticMammogram } from '../support/mammogram.js';
 
 const run = promisify(execFile);
-const MG_FOR_PRESENTATION = '1.2.840.10008.5.1.4.1.1.1.2';
-
-/** A synthetic digital mammogram (512 × 512, 16-bit: half a megabyte, many PDVs), written as a Part 10 file. */
-function syntheticMammogram(path: string, sopInstanceUid: string, sopClassUid = MG_FOR_PRESENTATION): Buffer {
-  const pixels = randomBytes(512 * 512 * 2);
-  const naturalized = {
-    SOPClassUID: sopClassUid,
-    SOPInstanceUID: sopInstanceUid,
-    StudyInstanceUID: '2.25.1234',
-    SeriesInstanceUID: '2.25.12345',
-    AccessionNumber: 'SH00000042',
-    PatientID: '9990000018',
-    PatientName: 'SMITH^Ada',
-    Modality: 'MG',
-    ViewPosition: 'CC',
-    ImageLaterality: 'L',
-    SamplesPerPixel: 1,
-    PhotometricInterpretation: 'MONOCHROME2',
-    Rows: 512,
-    Columns: 512,
-    BitsAllocated: 16,
-    BitsStored: 12,
-    HighBit: 11,
-    PixelRepresentation: 0,
-    PixelData: [pixels.buffer.slice(pixels.byteOffset, pixels.byteOffset + pixels.byteLength)],
-    _vrMap: { PixelData: 'OW' },
-  };
-  const dict = new dcmjs.data.DicomDict({
-    FileMetaInformationVersion: { vr: 'OB', Value: [new Uint8Array([0, 1]).buffer] },
-    MediaStorageSOPClassUID: { vr: 'UI', Value: [sopClassUid] },
-    MediaStorageSOPInstanceUID: { vr: 'UI', Value: [sopInstanceUid] },
-    TransferSyntaxUID: { vr: 'UI', Value: ['1.2.840.10008.1.2.1'] },
-    ImplementationClassUID: { vr: 'UI', Value: ['2.25.99'] },
-  });
-  dict.meta = dict.dict;
-  dict.dict = dcmjs.data.DicomMetaDictionary.denaturalizeDataset(naturalized);
-  writeFileSync(path, Buffer.from(dict.write()));
-  return pixels;
-}
-
 const pixelHash = (file: string) => {
   const bytes = readFileSync(file);
   const parsed = dcmjs.data.DicomMessage.readFile(Uint8Array.from(bytes).buffer);
@@ -102,7 +63,7 @@ describe.skipIf(!haveDcmtk)('gateway storage (C-STORE SCP) fed by DCMTK storescu
 
   it('stores a mammogram durably as a Part 10 file with the same pixels, indexed by accession number', async () => {
     const file = join(dir, 'in.dcm');
-    const pixels = syntheticMammogram(file, '2.25.777001');
+    const pixels = writeSyntheticMammogram(file, { sopInstanceUid: '2.25.777001', side: 512 });
     const sent = await storescu(port, file);
     expect(sent.code).toBe(0);
     expect(sent.log).toMatch(/Received Store Response \(Success\)/);
@@ -135,7 +96,7 @@ describe.skipIf(!haveDcmtk)('gateway storage (C-STORE SCP) fed by DCMTK storescu
     try {
       await new Promise((r) => setTimeout(r, 200));
       const file = join(dir, 'in2.dcm');
-      syntheticMammogram(file, '2.25.777002');
+      writeSyntheticMammogram(file, { sopInstanceUid: '2.25.777002', side: 512 });
       const sent = await storescu(fullPort, file);
       expect(sent.log).toMatch(/Out of Resources|Refused: OutOfResources|0xa700/i);
       expect(logs.some((l) => /Image 2\.25\.777002 .* refused: only \d+ bytes free/.test(l))).toBe(true);
@@ -146,7 +107,11 @@ describe.skipIf(!haveDcmtk)('gateway storage (C-STORE SCP) fed by DCMTK storescu
 
   it('does not offer storage for other kinds of image', async () => {
     const file = join(dir, 'ct.dcm');
-    syntheticMammogram(file, '2.25.777003', '1.2.840.10008.5.1.4.1.1.2');
+    writeSyntheticMammogram(file, {
+      sopInstanceUid: '2.25.777003',
+      side: 512,
+      sopClassUid: '1.2.840.10008.5.1.4.1.1.2',
+    });
     const sent = await storescu(port, file);
     expect(sent.log).toMatch(/No presentation context for: \(CT\)/);
     expect(sent.code).not.toBe(0);

@@ -1,0 +1,52 @@
+import { randomBytes } from 'node:crypto';
+import { writeFileSync } from 'node:fs';
+import { part10File } from '../../src/dicom/part10.js';
+
+export const MG_FOR_PRESENTATION = '1.2.840.10008.5.1.4.1.1.1.2';
+
+export interface SyntheticMammogram {
+  sopInstanceUid: string;
+  /** Rows and columns (square): 512 gives half a megabyte, many PDVs; 3700 gives a 27 MB 2D view. */
+  side: number;
+  sopClassUid?: string;
+  accessionNumber?: string;
+}
+
+/**
+ * Writes a synthetic digital mammogram (16-bit random pixels, synthetic patient 999 000 0018) as a Part 10 file in
+ * Explicit VR Little Endian, and returns its pixel bytes so a test can check they arrive unchanged.
+ */
+export function writeSyntheticMammogram(path: string, image: SyntheticMammogram): Buffer {
+  const pixels = randomBytes(image.side * image.side * 2);
+  const sopClassUid = image.sopClassUid ?? MG_FOR_PRESENTATION;
+  const dataset = {
+    SOPClassUID: sopClassUid,
+    SOPInstanceUID: image.sopInstanceUid,
+    StudyInstanceUID: '2.25.1234',
+    SeriesInstanceUID: '2.25.12345',
+    AccessionNumber: image.accessionNumber ?? 'SH00000042',
+    PatientID: '9990000018',
+    PatientName: 'SMITH^Ada',
+    Modality: 'MG',
+    ViewPosition: 'CC',
+    ImageLaterality: 'L',
+    SamplesPerPixel: 1,
+    PhotometricInterpretation: 'MONOCHROME2',
+    Rows: image.side,
+    Columns: image.side,
+    BitsAllocated: 16,
+    BitsStored: 14,
+    HighBit: 13,
+    PixelRepresentation: 0,
+    PixelData: [pixels.buffer.slice(pixels.byteOffset, pixels.byteOffset + pixels.byteLength)],
+    _vrMap: { PixelData: 'OW' },
+  };
+  writeFileSync(
+    path,
+    part10File(
+      { sopClassUid, sopInstanceUid: image.sopInstanceUid, transferSyntaxUid: '1.2.840.10008.1.2.1' },
+      dataset,
+    ),
+  );
+  return pixels;
+}
