@@ -26,6 +26,8 @@ const { Dataset } = dcmjsDimse;
 
 const entries: WorklistEntry[] = Array.from({ length: APPOINTMENTS }, (_, i) => ({
   appointmentId: `00000000-0000-4000-8000-${String(i).padStart(12, '0')}`,
+  participantId: `00000000-0000-4000-9000-${String(i).padStart(12, '0')}`,
+  status: 'scheduled',
   accessionNumber: `SH${String(i).padStart(8, '0')}`,
   nhsNumber: String(9990000000 + i * 11),
   givenName: `Given${i}`,

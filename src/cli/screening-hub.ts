@@ -9,6 +9,8 @@ import { databaseTargetFromEnv, openDatabase, type Database } from '../store/dat
 import { migrate } from '../store/migrate.js';
 import { loadDemoOffice } from '../demo/synthetic-office.js';
 import { startGateway } from '../gateway/gateway.js';
+import { enrol, loadIdentity } from '../gateway/identity.js';
+import { startGatewayListener } from '../hub/gateway-listener.js';
 import { buildHub } from '../hub/app.js';
 import { progressReporter } from './progress.js';
 
@@ -16,18 +18,23 @@ const USAGE = `Screening Hub
 
 Usage:
   screening-hub hub [--port 3000] [--host 127.0.0.1] [--data DIR] [--demo] [--participants 20000] [--seed 2026]
+                    [--gateway-port 8443] [--gateway-names hub.example.nhs.uk,…]
       Runs the hub. Data lives in an embedded PostgreSQL (PGlite) in DIR (default ./data/hub), or on the
       PostgreSQL server named by DATABASE_URL. --demo loads a synthetic screening office into an empty database
-      and creates demo staff accounts.
+      and creates demo staff accounts. Gateways connect over mutual TLS to --gateway-port (0 turns it off);
+      --gateway-names are the names they reach the hub by (default localhost, 127.0.0.1 and this host's name).
   screening-hub seed [--data DIR] [--participants 20000] [--seed 2026]
       Loads the synthetic screening office into an empty database and exits.
-  screening-hub gateway --hub URL --unit UNIT --allow AE[,AE…] [--dicom-port 11112] [--ae-title SHGATEWAY]
-                        [--status-port 8080] [--host 127.0.0.1] [--min-free-mb 2048] [--data DIR]
-      Runs a mobile unit's gateway: keeps the unit's worklist from the hub (encrypted copy in DIR, default
-      ./data/gateway), answers the mammography machine's Modality Worklist queries (C-FIND) and C-ECHO, also
-      when the hub is unreachable, and stores its mammography images (C-STORE) in DIR/images, refusing them
-      (Out of Resources) when less than --min-free-mb (default 2048) is free. --allow lists the modalities' calling AE titles. The hub API token is read
-      from SCREENING_HUB_TOKEN (POST /api/v1/tokens) until gateway enrolment with client certificates exists.
+  screening-hub gateway --hub https://HUB:8443 --unit UNIT --allow AE[,AE…] [--enrol CODE --hub-fingerprint FP]
+                        [--dicom-port 11112] [--ae-title SHGATEWAY] [--status-port 8080] [--host 127.0.0.1]
+                        [--min-free-mb 2048] [--data DIR]
+      Runs a mobile unit's gateway. The first start needs --enrol and --hub-fingerprint, both from the hub's
+      Gateways page; afterwards the gateway talks to the hub over mutual TLS with its own certificate (kept in
+      DIR, default ./data/gateway). It keeps the unit's worklist (encrypted copy in DIR) up to date by push,
+      answers the mammography machine's Modality Worklist (C-FIND), MPPS (N-CREATE/N-SET) and C-ECHO, also when
+      the hub is unreachable, stores its mammography images (C-STORE) in DIR/images, refusing them (Out of
+      Resources) when less than --min-free-mb is free, and serves the trailer's page (check-in, did not attend,
+      corrections) on --host:--status-port. --allow lists the modalities' calling AE titles.
   screening-hub create-user --username NAME --role ROLE --name "Display Name"
       Creates a staff account; the password is read from SCREENING_HUB_PASSWORD.
       Roles: ${ROLES.join(', ')}.
@@ -73,6 +80,13 @@ async function seedIfEmpty(database: Database, participants: number, seed: numbe
   );
 }
 
+function port(text: string, option: string, zeroAllowed = false): number {
+  const n = Number(text);
+  if (!Number.isInteger(n) || n < (zeroAllowed ? 0 : 1) || n > 65535)
+    throw new Error(`${option} must be a port number`);
+  return n;
+}
+
 async function main(argv: string[]): Promise<void> {
   const [command, ...rest] = argv;
   const { values } = parseArgs({
@@ -94,6 +108,10 @@ async function main(argv: string[]): Promise<void> {
       'ae-title': { type: 'string', default: 'SHGATEWAY' },
       'status-port': { type: 'string', default: '8080' },
       'min-free-mb': { type: 'string', default: '2048' },
+      enrol: { type: 'string' },
+      'hub-fingerprint': { type: 'string' },
+      'gateway-port': { type: 'string', default: '8443' },
+      'gateway-names': { type: 'string' },
       help: { type: 'boolean', short: 'h', default: false },
     },
   });
@@ -132,19 +150,33 @@ async function main(argv: string[]): Promise<void> {
     return;
   }
   if (command === 'gateway') {
-    const token = process.env.SCREENING_HUB_TOKEN;
     if (!values.hub || !values.unit || !values.allow)
       throw new Error('gateway needs --hub, --unit and --allow (see --help)');
-    if (!token) throw new Error('Set SCREENING_HUB_TOKEN to a hub API token (POST /api/v1/tokens)');
-    const dicomPort = Number(values['dicom-port']);
-    if (!Number.isInteger(dicomPort) || dicomPort < 1 || dicomPort > 65535)
-      throw new Error('--dicom-port must be a port number');
+    const dicomPort = port(values['dicom-port'], '--dicom-port');
+    const statusPort = port(values['status-port'], '--status-port');
     const dataDir =
       values.data === join(packageRoot, 'data', 'hub') ? join(packageRoot, 'data', 'gateway') : values.data;
+    let identity = loadIdentity(dataDir);
+    if (!identity) {
+      if (!values.enrol || !values['hub-fingerprint'])
+        throw new Error(
+          'This gateway is not enrolled yet: add --enrol CODE --hub-fingerprint FINGERPRINT from the hub’s Gateways page',
+        );
+      identity = await enrol({
+        hubUrl: values.hub,
+        code: values.enrol,
+        authorityFingerprint: values['hub-fingerprint'],
+        dataDir,
+      });
+      console.error(`Enrolled with ${values.hub} as gateway ${identity.gatewayId} for ${identity.unitId}`);
+    }
+    if (identity.unitId !== values.unit)
+      throw new Error(
+        `This gateway is enrolled for ${identity.unitId}, not ${values.unit}: give --unit ${identity.unitId}, or enrol a new data folder`,
+      );
     const gateway = startGateway({
       hubUrl: values.hub,
-      unitId: values.unit,
-      token,
+      identity,
       dataDir,
       dicomPort,
       aeTitle: values['ae-title'],
@@ -152,6 +184,8 @@ async function main(argv: string[]): Promise<void> {
         .split(',')
         .map((t) => t.trim())
         .filter(Boolean),
+      minFreeBytes: Number(values['min-free-mb']) * 1024 * 1024,
+      status: { port: statusPort, host: values.host },
       today: () => isoDateInLondon(new Date()),
       log: (level, message) => console.error(`${new Date().toISOString()} ${level.toUpperCase()} ${message}`),
     });
@@ -162,7 +196,7 @@ async function main(argv: string[]): Promise<void> {
     process.once('SIGINT', stop);
     process.once('SIGTERM', stop);
     console.error(
-      `Gateway for ${values.unit}: DICOM ${values['ae-title']} on port ${dicomPort}, worklist copy in ${dataDir}`,
+      `Gateway for ${identity.unitId}: DICOM ${values['ae-title']} on port ${dicomPort}, trailer page on http://${values.host}:${statusPort}, data in ${dataDir}`,
     );
     return;
   }
@@ -177,6 +211,7 @@ async function main(argv: string[]): Promise<void> {
       ...(process.env.TRUST_PROXY ? { trustProxy: process.env.TRUST_PROXY } : {}),
     });
     const shutdown = async () => {
+      await gateways?.close();
       await app.close();
       await database.close();
       process.exit(0);
@@ -184,7 +219,28 @@ async function main(argv: string[]): Promise<void> {
     process.once('SIGINT', () => void shutdown());
     process.once('SIGTERM', () => void shutdown());
     const address = await app.listen({ port: Number(values.port), host: values.host });
+    const gatewayPort = port(values['gateway-port'], '--gateway-port', true);
+    const gateways = gatewayPort
+      ? await startGatewayListener({
+          database,
+          port: gatewayPort,
+          host: values.host,
+          today: () => isoDateInLondon(new Date()),
+          ...(values['gateway-names']
+            ? {
+                hostnames: values['gateway-names']
+                  .split(',')
+                  .map((n) => n.trim())
+                  .filter(Boolean),
+              }
+            : {}),
+        })
+      : undefined;
     console.error(`Screening Hub is running at ${address.replace('127.0.0.1', 'localhost')}`);
+    if (gateways)
+      console.error(
+        `Gateways connect to https://${values.host}:${gateways.port} (mutual TLS; enrol them on the Gateways page)`,
+      );
     if (values.demo) {
       console.error(
         `Sign in as ${DEMO_USERS.map((u) => u.username).join(', ')} with the password "${DEMO_PASSWORD}" (synthetic demo data only).`,

@@ -1,8 +1,12 @@
+import type { AppointmentStatus } from '../pathway/appointment-status.js';
 import type { DicomItem } from './worklist-matching.js';
 
 /** What the gateway's worklist copy holds for one booked appointment (from the hub). */
 export interface WorklistEntry {
   appointmentId: string;
+  participantId: string;
+  /** The appointment's status at the hub (scheduled, checked in, in progress, paused). */
+  status: AppointmentStatus;
   accessionNumber: string;
   nhsNumber: string;
   givenName: string;

@@ -1,16 +1,22 @@
-import { worklistItem } from '../dicom/worklist-item.js';
+import { randomUUID } from 'node:crypto';
+import { worklistItem, type WorklistEntry } from '../dicom/worklist-item.js';
 import type { DicomItem } from '../dicom/worklist-matching.js';
+import type { ChangeOutcome, GatewayChange, TrailerField } from '../protocol/gateway-changes.js';
+import { ChangeQueue } from './change-queue.js';
+import { HubConnection } from './hub-connection.js';
 import { startHubFeed } from './hub-feed.js';
+import type { GatewayIdentity } from './identity.js';
 import { ImageStore } from './image-store.js';
-import { startStatusPage } from './status-page.js';
-import { WorklistCopy, type WorklistSnapshot } from './worklist-copy.js';
+import { ProcedureStepStore } from './procedure-steps.js';
+import { startStatusPage, type TrailerDesk } from './status-page.js';
+import { entryValue, procedureStepChange, withTrailerChanges } from './trailer-changes.js';
+import { WorklistCopy } from './worklist-copy.js';
 import { startWorklistScp } from './worklist-scp.js';
 
 export interface GatewayOptions {
   hubUrl: string;
-  unitId: string;
-  /** Until enrolment with a client certificate exists: a hub API token (see the README). */
-  token: string;
+  /** From enrolment (identity.ts): the gateway's key and the certificate the hub issued for it. */
+  identity: GatewayIdentity;
   dataDir: string;
   dicomPort: number;
   aeTitle: string;
@@ -21,64 +27,161 @@ export interface GatewayOptions {
   status?: { port: number; host: string };
   /** Days of worklist kept ahead (default 7). */
   days?: number;
-  pollIntervalMs?: number;
+  /** Reconnect waits and resync period (tests shorten them). */
+  maxRetryMs?: number;
+  resyncMs?: number;
   today: () => string;
   log: (level: 'info' | 'warn' | 'error', message: string) => void;
 }
 
+export class TrailerChangeRefused extends Error {}
+
 /**
- * The gateway on a mobile unit, so far: its worklist copy kept in step with the hub, the Modality Worklist served
- * from that copy to the mammography machine online or not, and the images it sends, stored durably (C-STORE).
+ * The gateway on a mobile unit: its worklist copy kept in step with the hub by push, the Modality Worklist and
+ * MPPS served to the mammography machine online or not, the images it sends stored durably (C-STORE), and the
+ * changes made on the trailer queued and sent to the hub when the link allows.
  */
 export function startGateway(options: GatewayOptions) {
-  const copy = new WorklistCopy(options.dataDir, options.log);
+  const { identity, log } = options;
+  const copy = new WorklistCopy(options.dataDir, log);
   copy.purgeBefore(options.today());
-  // The DICOM items are made once per snapshot, not per query.
-  let items: { snapshot: WorklistSnapshot | undefined; dicom: { clinicDate: string; item: DicomItem }[] } = {
-    snapshot: undefined,
-    dicom: [],
-  };
-  const worklist = () => {
-    const snapshot = copy.current();
-    if (items.snapshot !== snapshot) {
-      items = {
-        snapshot,
-        dicom: (snapshot?.entries ?? []).map((e) => ({ clinicDate: e.clinicDate, item: worklistItem(e) })),
-      };
-    }
-    // Past clinic days are never offered, even before the copy is purged.
-    const today = options.today();
-    return items.dicom.filter((d) => d.clinicDate >= today).map((d) => d.item);
-  };
+  const changes = new ChangeQueue(options.dataDir);
   const images = new ImageStore(options.dataDir, options.minFreeBytes ?? 2 * 1024 ** 3);
+  const procedureSteps = new ProcedureStepStore(options.dataDir, log);
+  const connection = new HubConnection(options.hubUrl, identity);
+
+  /** Today's and later appointments as the trailer sees them (hub copy + changes not yet answered). */
+  const entries = (): WorklistEntry[] => {
+    const today = options.today();
+    const upcoming = (copy.current()?.entries ?? []).filter((e) => e.clinicDate >= today);
+    return withTrailerChanges(upcoming, changes.pending());
+  };
+  // The DICOM items are made again only when the copy or the queue changes, not per query.
+  let cached: { key: string; items: DicomItem[] } = { key: '', items: [] };
+  const worklist = () => {
+    const key = `${copy.current()?.fetchedAt ?? ''}/${changes.revision}/${options.today()}`;
+    if (cached.key !== key) cached = { key, items: entries().map(worklistItem) };
+    return cached.items;
+  };
+
+  /** Sends queued changes, oldest first, in batches; each outcome is journalled as it comes back. */
+  const sendQueued = async (): Promise<void> => {
+    try {
+      for (let batch = changes.pending(); batch.length > 0 && feed.state.online; batch = changes.pending()) {
+        const { results } = await connection.post<{ results: ChangeOutcome[] }>('/gateway/v1/changes', {
+          changes: batch.slice(0, 100),
+        });
+        for (const result of results) {
+          changes.recordOutcome(result);
+          if (result.outcome !== 'applied')
+            log('warn', `Change ${result.id} ${result.outcome} at the hub: ${result.message}`);
+        }
+      }
+    } catch (error) {
+      log('warn', `Could not send changes to the hub yet: ${(error as Error).message}`);
+    }
+  };
+  let syncing: Promise<void> | undefined;
+  const sync = (): Promise<void> => (syncing ??= sendQueued().finally(() => (syncing = undefined)));
+
+  const record = (change: GatewayChange) => {
+    changes.add(change);
+    void sync();
+  };
+
   const scp = startWorklistScp({
     port: options.dicomPort,
     aeTitle: options.aeTitle,
     allowedCallingAeTitles: options.allowedCallingAeTitles,
     worklist,
     images,
-    log: options.log,
+    procedureSteps,
+    onProcedureStep: (event) => {
+      const change = procedureStepChange(event, copy.current()?.entries ?? [], 'mammography machine (MPPS)');
+      if (change) record(change);
+      else
+        log(
+          'warn',
+          `Procedure step ${event.sopInstanceUid} names accession "${event.accessionNumber}", which is not on this unit's worklist: not sent to the hub`,
+        );
+    },
+    log,
   });
   const feed = startHubFeed({
-    hubUrl: options.hubUrl,
-    unitId: options.unitId,
-    token: options.token,
+    connection,
     days: options.days ?? 7,
-    intervalMs: options.pollIntervalMs ?? 2000,
     today: options.today,
     onSnapshot: (snapshot) => copy.replace(snapshot, options.today()),
-    log: options.log,
+    onOnline: () => void sync(),
+    ...(options.maxRetryMs ? { maxRetryMs: options.maxRetryMs } : {}),
+    ...(options.resyncMs ? { resyncMs: options.resyncMs } : {}),
+    log,
   });
-  const statusPage = options.status
-    ? startStatusPage({ ...options.status, unitId: options.unitId, state: feed.state, copy, today: options.today })
-    : undefined;
+  // Changes refused by a dropped link are retried while there are any.
+  const retry = setInterval(() => {
+    if (feed.state.online && changes.pending().length > 0) void sync();
+  }, 10_000);
+
+  const find = (appointmentId: string) => {
+    const entry = entries().find((e) => e.appointmentId === appointmentId);
+    if (!entry) throw new TrailerChangeRefused('That appointment is not on this unit’s worklist any more');
+    return entry;
+  };
+  const desk: TrailerDesk = {
+    unitId: identity.unitId,
+    state: feed.state,
+    copy,
+    today: options.today,
+    entries,
+    changes: () => changes.all(),
+    imagesFor: (entry) => images.countFor(entry.accessionNumber, entry.nhsNumber),
+    markAttendance(appointmentId, status, madeBy) {
+      const entry = find(appointmentId);
+      if (status === 'did_not_attend' && entry.clinicDate > options.today())
+        throw new TrailerChangeRefused('Did not attend can only be recorded on or after the clinic day');
+      record({
+        id: randomUUID(),
+        kind: 'attendance',
+        appointmentId,
+        madeAt: new Date().toISOString(),
+        madeBy,
+        seenStatus: entry.status,
+        status,
+      });
+    },
+    correctDetails(appointmentId, values, madeBy) {
+      const entry = find(appointmentId);
+      const fields = Object.fromEntries(
+        (Object.entries(values) as [TrailerField, string][])
+          .filter(([field, value]) => value !== entryValue(entry, field))
+          .map(([field, value]) => [field, { seen: entryValue(entry, field), value }]),
+      );
+      if (Object.keys(fields).length === 0) return false;
+      record({
+        id: randomUUID(),
+        kind: 'demographics',
+        appointmentId,
+        participantId: entry.participantId,
+        madeAt: new Date().toISOString(),
+        madeBy,
+        fields,
+      });
+      return true;
+    },
+  };
+  const statusPage = options.status ? startStatusPage({ ...options.status, desk }) : undefined;
   return {
     copy,
     feed,
     images,
+    changes,
+    desk,
+    sync,
     close() {
+      clearInterval(retry);
       feed.stop();
       scp.close();
+      connection.close();
       statusPage?.close();
     },
   };

@@ -1,77 +1,134 @@
 import { addDays } from '../pathway/dates.js';
+import { HubError, type EventStream, type HubConnection } from './hub-connection.js';
 import type { WorklistSnapshot } from './worklist-copy.js';
 
 export interface FeedState {
   online: boolean;
-  /** When the last attempt failed first, while offline. */
+  /** When the link was first found down, while offline. */
   offlineSince: string | null;
   lastError: string | null;
   lastSuccess: string | null;
+  /** The hub has revoked this gateway: it will not be let back in without a new enrolment. */
+  revoked: boolean;
 }
 
 export interface HubFeedOptions {
-  hubUrl: string;
-  unitId: string;
-  token: string;
+  connection: HubConnection;
   /** Days of worklist to keep from today (the unit's next clinic days). */
   days: number;
-  intervalMs: number;
   today: () => string;
   onSnapshot: (snapshot: WorklistSnapshot) => void;
+  /** Called each time the link comes back (queued changes go then). */
+  onOnline?: () => void;
+  /** Asks again this often while connected, in case a push was missed (default 5 minutes). */
+  resyncMs?: number;
+  /** Longest wait between attempts to reconnect (default 30 s); the first retry is after 1 s. */
+  maxRetryMs?: number;
+  /** A stream that says nothing (not even the hub's heartbeat) for this long is taken as a dead link. */
+  silenceMs?: number;
   log: (level: 'info' | 'warn' | 'error', message: string) => void;
 }
 
+const describe = (error: unknown) => {
+  const cause =
+    (error as { cause?: { code?: string }; code?: string }).cause?.code ?? (error as { code?: string }).code;
+  const message = (error as Error).message;
+  return cause && !message.includes(cause) ? `${message} (${cause})` : message;
+};
+
 /**
- * Keeps the gateway's worklist in step with the hub by asking for it every few seconds. A failed request leaves
- * the copy as it was (the modality keeps being answered) and names what failed.
+ * Keeps the gateway's worklist in step with the hub: a push stream (server-sent events over mutual TLS) says
+ * when the unit's worklist changed, and the gateway then asks for it. When the stream drops it reconnects with
+ * growing waits, and meanwhile the copy it has keeps answering the modality.
  */
 export function startHubFeed(options: HubFeedOptions) {
-  const state: FeedState = { online: false, offlineSince: null, lastError: null, lastSuccess: null };
-  let timer: NodeJS.Timeout | undefined;
+  const state: FeedState = { online: false, offlineSince: null, lastError: null, lastSuccess: null, revoked: false };
+  let stream: EventStream | undefined;
+  let retry: NodeJS.Timeout | undefined;
   let stopped = false;
+  let failures = 0;
+  let pulling: Promise<void> | undefined;
+  let again = false;
 
-  async function pull(): Promise<void> {
-    const from = options.today();
-    const url = new URL(`/api/v1/units/${encodeURIComponent(options.unitId)}/worklist`, options.hubUrl);
-    url.searchParams.set('from', from);
-    url.searchParams.set('to', addDays(from, options.days));
-    try {
-      const response = await fetch(url, {
-        headers: { authorization: `Bearer ${options.token}` },
-        signal: AbortSignal.timeout(10_000),
-      });
-      if (!response.ok)
-        throw new Error(`hub answered HTTP ${response.status}: ${(await response.text()).slice(0, 200)}`);
-      options.onSnapshot((await response.json()) as WorklistSnapshot);
-      if (!state.online) options.log('info', `Worklist feed from ${options.hubUrl} is online`);
-      Object.assign(state, {
-        online: true,
-        offlineSince: null,
-        lastError: null,
-        lastSuccess: new Date().toISOString(),
-      });
-    } catch (error) {
-      const cause = (error as { cause?: { code?: string } }).cause?.code;
-      const message = `${(error as Error).message}${cause ? ` (${cause})` : ''}`;
-      if (state.online || state.offlineSince === null) {
-        options.log('warn', `Worklist feed offline: ${message}; answering from the local copy`);
-        state.offlineSince = new Date().toISOString();
-      }
-      Object.assign(state, { online: false, lastError: message });
+  function wentOffline(error: unknown): void {
+    const message = describe(error);
+    if (state.online || state.offlineSince === null) {
+      options.log('warn', `Link to the hub down: ${message}; the worklist is answered from the local copy`);
+      state.offlineSince = new Date().toISOString();
+    }
+    Object.assign(state, { online: false, lastError: message });
+    if (error instanceof HubError && error.status === 403 && /revoked/.test(message)) {
+      if (!state.revoked) options.log('error', `This gateway has been revoked at the hub: ${message}`);
+      state.revoked = true;
     }
   }
 
-  async function loop(): Promise<void> {
-    await pull();
-    if (!stopped) timer = setTimeout(() => void loop(), options.intervalMs);
+  async function pullOnce(): Promise<void> {
+    const from = options.today();
+    const snapshot = await options.connection.get<WorklistSnapshot>(
+      `/gateway/v1/worklist?from=${from}&to=${addDays(from, options.days)}`,
+    );
+    options.onSnapshot(snapshot);
+    const wasOnline = state.online;
+    Object.assign(state, { online: true, offlineSince: null, lastError: null, lastSuccess: new Date().toISOString() });
+    if (!wasOnline) {
+      options.log('info', `Connected to the hub: worklist of ${snapshot.entries.length} appointments`);
+      options.onOnline?.();
+    }
   }
-  void loop();
+
+  /** Asks for the worklist; pushes that arrive meanwhile make one more ask, not one each. */
+  function pull(): Promise<void> {
+    if (pulling) {
+      again = true;
+      return pulling;
+    }
+    pulling = (async () => {
+      do {
+        again = false;
+        await pullOnce();
+      } while (again && !stopped);
+    })().finally(() => (pulling = undefined));
+    return pulling;
+  }
+
+  function connect(): void {
+    if (stopped) return;
+    stream = options.connection.events(
+      '/gateway/v1/events',
+      (name) => {
+        if (name === 'hello' || name === 'worklist')
+          pull()
+            .then(() => (failures = 0))
+            .catch((error: unknown) => wentOffline(error));
+      },
+      (error) => {
+        stream = undefined;
+        if (stopped) return;
+        wentOffline(error);
+        failures += 1;
+        const wait = Math.min(options.maxRetryMs ?? 30_000, 1000 * 2 ** Math.min(failures - 1, 10));
+        retry = setTimeout(connect, wait);
+      },
+      options.silenceMs,
+    );
+  }
+
+  connect();
+  const resync = setInterval(
+    () => {
+      if (state.online) pull().catch((error: unknown) => wentOffline(error));
+    },
+    options.resyncMs ?? 5 * 60_000,
+  );
   return {
     state,
     pullNow: pull,
     stop() {
       stopped = true;
-      if (timer) clearTimeout(timer);
+      if (retry) clearTimeout(retry);
+      clearInterval(resync);
+      stream?.close();
     },
   };
 }

@@ -8,13 +8,15 @@ import {
   renameSync,
   rmSync,
   statfsSync,
-  writeSync,
   type WriteStream,
 } from 'node:fs';
 import { join } from 'node:path';
 import { Writable } from 'node:stream';
+import { finished } from 'node:stream/promises';
 import dcmjs from 'dcmjs';
+import { datasetShape, type DatasetShape } from '../dicom/dataset-completeness.js';
 import { part10File } from '../dicom/part10.js';
+import { appendLineDurably, readLines } from './jsonl-journal.js';
 
 /** What the gateway knows of an image it holds, written to received.jsonl once the image is durable. */
 export interface ReceivedImage {
@@ -31,6 +33,19 @@ export interface ReceivedImage {
 
 const UID = /^[0-9]+(\.[0-9]+)*$/;
 const HEADER_BYTES = 256 * 1024;
+const IMPLICIT_VR_LITTLE_ENDIAN = '1.2.840.10008.1.2';
+/** C-STORE failure statuses (PS3.4 B.2.3): the dataset is not what the command says, or cannot be understood. */
+export const STORE_STATUS = { dataSetDoesNotMatchSopClass: 0xa900, cannotUnderstand: 0xc000 } as const;
+
+/** An image received whole but refused: not indexed, its file discarded; the modality keeps its copy. */
+export class ImageRefused extends Error {
+  constructor(
+    message: string,
+    readonly status: number,
+  ) {
+    super(message);
+  }
+}
 
 /**
  * Images received from the modality, streamed to disk (never held whole in memory: a tomosynthesis object is
@@ -40,6 +55,9 @@ export class ImageStore {
   readonly incoming: string;
   readonly images: string;
   private readonly index: string;
+  /** SOP instance UIDs held, by accession number; and by Patient ID for images without an accession number. */
+  private readonly byAccession = new Map<string, Set<string>>();
+  private readonly unaccessionedByPatient = new Map<string, Set<string>>();
 
   constructor(
     dataDir: string,
@@ -54,6 +72,15 @@ export class ImageStore {
     // Files still in incoming/ were never acknowledged (a crash mid-transfer): the modality still has them.
     rmSync(this.incoming, { recursive: true, force: true });
     mkdirSync(this.incoming, { recursive: true, mode: 0o700 });
+    for (const value of readLines(this.index).values) {
+      const image = value as Partial<ReceivedImage> | null;
+      if (typeof image?.sopInstanceUid === 'string')
+        this.count({
+          sopInstanceUid: image.sopInstanceUid,
+          accessionNumber: typeof image.accessionNumber === 'string' ? image.accessionNumber : '',
+          patientId: typeof image.patientId === 'string' ? image.patientId : '',
+        });
+    }
   }
 
   freeBytes(): number {
@@ -73,16 +100,29 @@ export class ImageStore {
 
   /** Records a durable image in the index (append, fsync) and returns what was recorded. */
   record(image: ReceivedImage): ReceivedImage {
-    const fd = openSync(this.index, 'a', 0o600);
-    try {
-      const line = Buffer.from(JSON.stringify(image) + '\n');
-      let written = 0;
-      while (written < line.length) written += writeSync(fd, line, written);
-      fsyncSync(fd);
-    } finally {
-      closeSync(fd);
-    }
+    appendLineDurably(this.index, image);
+    this.count(image);
     return image;
+  }
+
+  /**
+   * How many different images the gateway holds for an appointment: those with its accession number, and those that
+   * came without an accession number but with the participant's Patient ID (NHS number).
+   */
+  countFor(accessionNumber: string, patientId: string): number {
+    const byAccession = accessionNumber ? (this.byAccession.get(accessionNumber)?.size ?? 0) : 0;
+    const byPatient = patientId ? (this.unaccessionedByPatient.get(patientId)?.size ?? 0) : 0;
+    return byAccession + byPatient;
+  }
+
+  private count(image: Pick<ReceivedImage, 'sopInstanceUid' | 'accessionNumber' | 'patientId'>): void {
+    const [map, key] = image.accessionNumber
+      ? [this.byAccession, image.accessionNumber]
+      : [this.unaccessionedByPatient, image.patientId];
+    if (!key) return;
+    const uids = map.get(key) ?? new Set<string>();
+    uids.add(image.sopInstanceUid);
+    map.set(key, uids);
   }
 }
 
@@ -90,6 +130,9 @@ export class IncomingImage {
   readonly partPath: string;
   readonly stream: WriteStream;
   private bytes = 0;
+  /** Where the dataset starts in the file, after the Part 10 header. */
+  private readonly datasetStart: number;
+  private discarded = false;
   failed: Error | undefined;
 
   constructor(
@@ -105,6 +148,7 @@ export class IncomingImage {
     const prefix = part10File({ sopClassUid, sopInstanceUid, transferSyntaxUid });
     this.stream.write(prefix);
     this.bytes += prefix.length;
+    this.datasetStart = prefix.length;
   }
 
   write(chunk: Buffer): boolean {
@@ -112,25 +156,32 @@ export class IncomingImage {
     return this.stream.write(chunk);
   }
 
-  /** Waits for the bytes to reach the file, fsyncs it, moves it into images/ and indexes it. */
+  /**
+   * Waits for the bytes to reach the file, fsyncs it, checks it is a whole image of the instance the command named
+   * (else ImageRefused), moves it into images/ and indexes it.
+   */
   async finish(): Promise<ReceivedImage> {
-    await new Promise<void>((resolve) => (this.stream.writableFinished ? resolve() : this.stream.end(resolve)));
+    if (!this.stream.writableEnded) this.stream.end();
+    await finished(this.stream);
     if (this.failed) throw this.failed;
+    if (this.discarded) throw new Error('the image was discarded (the association ended)');
     const fd = openSync(this.partPath, 'r+');
     let header: Buffer;
+    let shape: DatasetShape;
     try {
       fsyncSync(fd);
       header = Buffer.alloc(Math.min(HEADER_BYTES, this.bytes));
       readSync(fd, header, 0, header.length, 0);
+      shape = datasetShape(fd, this.datasetStart, this.bytes, this.transferSyntaxUid !== IMPLICIT_VR_LITTLE_ENDIAN);
     } finally {
       closeSync(fd);
     }
-    const parsed = dcmjs.data.DicomMessage.readFile(Uint8Array.from(header).buffer, {
-      untilTag: '7FE00010',
-      ignoreErrors: true,
-    });
-    const ds = dcmjs.data.DicomMetaDictionary.naturalizeDataset(parsed.dict);
-    const text = (v: unknown) => (typeof v === 'string' ? v : '');
+    if (shape.incomplete)
+      throw new ImageRefused(`the dataset is not whole (${shape.incomplete})`, STORE_STATUS.cannotUnderstand);
+    if (!shape.hasPixelData) throw new ImageRefused('it has no Pixel Data (7FE0,0010)', STORE_STATUS.cannotUnderstand);
+    const ds = this.readHeader(header);
+    const text = (v: unknown) => (typeof v === 'string' ? v.trim() : '');
+    this.checkPlausible(text(ds.SOPClassUID), text(ds.SOPInstanceUID), text(ds.PatientID));
     const file = join(this.store.images, `${this.sopInstanceUid}.dcm`);
     renameSync(this.partPath, file);
     const dirFd = openSync(this.store.images, 'r');
@@ -149,7 +200,35 @@ export class IncomingImage {
     });
   }
 
+  private readHeader(header: Buffer): Record<string, unknown> {
+    try {
+      const parsed = dcmjs.data.DicomMessage.readFile(Uint8Array.from(header).buffer, {
+        untilTag: '7FE00010',
+        ignoreErrors: true,
+      });
+      return dcmjs.data.DicomMetaDictionary.naturalizeDataset(parsed.dict);
+    } catch (error) {
+      throw new ImageRefused(`the dataset cannot be read (${(error as Error).message})`, STORE_STATUS.cannotUnderstand);
+    }
+  }
+
+  /** The dataset must be the instance the C-STORE command named, of its SOP class, and say whose image it is. */
+  private checkPlausible(sopClassUid: string, sopInstanceUid: string, patientId: string): void {
+    if (sopInstanceUid !== this.sopInstanceUid)
+      throw new ImageRefused(
+        `its SOP Instance UID (0008,0018) is "${sopInstanceUid.slice(0, 64)}", not the ${this.sopInstanceUid} of the C-STORE command`,
+        STORE_STATUS.cannotUnderstand,
+      );
+    if (sopClassUid !== this.sopClassUid)
+      throw new ImageRefused(
+        `its SOP Class UID (0008,0016) is "${sopClassUid.slice(0, 64)}", not the ${this.sopClassUid} of the C-STORE command`,
+        STORE_STATUS.dataSetDoesNotMatchSopClass,
+      );
+    if (!patientId) throw new ImageRefused('it has no Patient ID (0010,0020)', STORE_STATUS.cannotUnderstand);
+  }
+
   discard(): void {
+    this.discarded = true;
     this.stream.destroy();
     rmSync(this.partPath, { force: true });
   }

@@ -1,9 +1,30 @@
+import { randomBytes, timingSafeEqual } from 'node:crypto';
 import { readFileSync } from 'node:fs';
-import { createServer, type Server } from 'node:http';
+import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import { join } from 'node:path';
+import type { WorklistEntry } from '../dicom/worklist-item.js';
+import { isIsoDate } from '../pathway/dates.js';
+import { STATUS_LABELS } from '../pathway/appointment-status.js';
 import { nhsukFrontendDir } from '../paths.js';
+import type { GatewayChange, TrailerField } from '../protocol/gateway-changes.js';
+import type { QueuedChange } from './change-queue.js';
 import type { FeedState } from './hub-feed.js';
 import type { WorklistCopy } from './worklist-copy.js';
+
+/** What the trailer's local page shows and what it can do (gateway.ts provides it). */
+export interface TrailerDesk {
+  unitId: string;
+  state: FeedState;
+  copy: WorklistCopy;
+  today(): string;
+  /** Appointments from today on, with the trailer's unanswered changes laid over the hub's copy. */
+  entries(): WorklistEntry[];
+  changes(): QueuedChange[];
+  imagesFor(entry: WorklistEntry): number;
+  /** Throws TrailerChangeRefused with a message for the page. */
+  markAttendance(appointmentId: string, status: 'checked_in' | 'did_not_attend', madeBy: string): void;
+  correctDetails(appointmentId: string, values: Partial<Record<TrailerField, string>>, madeBy: string): boolean;
+}
 
 const escape = (s: string) => s.replace(/[&<>"']/g, (c) => `&#${c.charCodeAt(0)};`);
 
@@ -19,64 +40,268 @@ const time = (iso: string) =>
     new Date(iso),
   );
 
-/** The gateway's own page on the trailer's network: is it connected, and how old is the worklist it serves? */
-export function renderStatus(
-  unitId: string,
-  state: FeedState,
-  copy: WorklistCopy,
-  today: string,
-  now = new Date(),
-): string {
-  const snapshot = copy.current();
-  const todays = snapshot?.entries.filter((e) => e.clinicDate === today) ?? [];
-  const link = state.online
-    ? `<strong class="nhsuk-tag nhsuk-tag--green">Connected to the hub</strong>`
-    : `<strong class="nhsuk-tag nhsuk-tag--red">Offline${state.offlineSince ? ` since ${escape(time(state.offlineSince))}` : ''}</strong>
-       <p>${escape(state.lastError ?? 'Not connected yet')}. The worklist is answered from the copy below.</p>`;
-  const copyLine = snapshot
-    ? `Worklist copy from ${escape(time(snapshot.fetchedAt))} (${escape(age(snapshot.fetchedAt, now))} old): ${snapshot.entries.length} appointments, ${todays.length} today.`
-    : 'No worklist copy yet: the machine gets an empty worklist until the hub has been reached once.';
-  const rows = todays
-    .map(
-      (e) =>
-        `<tr class="nhsuk-table__row"><td class="nhsuk-table__cell">${escape(e.startTime)}</td><td class="nhsuk-table__cell">${escape(e.familyName.toUpperCase())}, ${escape(e.givenName)}</td><td class="nhsuk-table__cell">${escape(e.accessionNumber)}</td><td class="nhsuk-table__cell">${escape(e.adjustments.join(', '))}</td></tr>`,
-    )
-    .join('');
-  return `<!DOCTYPE html><html lang="en"><head><meta charset="utf-8"><meta http-equiv="refresh" content="15">
-<meta name="viewport" content="width=device-width, initial-scale=1"><title>Gateway ${escape(unitId)} – Screening Hub</title>
+const cell = (html: string) => `<td class="nhsuk-table__cell">${html}</td>`;
+const header = (text: string) => `<th scope="col" class="nhsuk-table__header">${text}</th>`;
+const who = (e: WorklistEntry) => `${escape(e.familyName.toUpperCase())}, ${escape(e.givenName)}`;
+
+function layout(title: string, body: string): string {
+  return `<!DOCTYPE html><html lang="en"><head><meta charset="utf-8">
+<meta name="viewport" content="width=device-width, initial-scale=1"><title>${escape(title)} – Screening Hub gateway</title>
 <link rel="stylesheet" href="/nhsuk-frontend.min.css"></head><body><div class="nhsuk-width-container"><main class="nhsuk-main-wrapper" id="maincontent">
-<h1>Gateway: ${escape(unitId)}</h1><p>${link}</p><p>${copyLine}</p>
-<h2>Today's worklist</h2><table class="nhsuk-table"><caption class="nhsuk-table__caption nhsuk-u-visually-hidden">Today's worklist</caption>
-<thead class="nhsuk-table__head"><tr><th scope="col" class="nhsuk-table__header">Time</th><th scope="col" class="nhsuk-table__header">Participant</th><th scope="col" class="nhsuk-table__header">Accession</th><th scope="col" class="nhsuk-table__header">Adjustments</th></tr></thead>
-<tbody class="nhsuk-table__body">${rows || '<tr class="nhsuk-table__row"><td class="nhsuk-table__cell" colspan="4">No appointments today.</td></tr>'}</tbody></table>
+${body}
 </main></div></body></html>`;
 }
 
-/** Serves the status page on the trailer's local network only (bind it to the trailer's interface). */
-export function startStatusPage(options: {
-  port: number;
-  host: string;
-  unitId: string;
-  state: FeedState;
-  copy: WorklistCopy;
-  today: () => string;
-}): Server {
+function describeChange(change: GatewayChange, entries: Map<string, WorklistEntry>): string {
+  const entry = entries.get(change.appointmentId);
+  const name = entry ? who(entry) : 'An appointment';
+  if (change.kind === 'attendance') return `${name}: ${STATUS_LABELS[change.status].toLowerCase()}`;
+  if (change.kind === 'procedure_step') return `${name}: machine reported ${change.step.replace('_', ' ')}`;
+  return `${name}: details corrected`;
+}
+
+function outcomeTag(queued: QueuedChange): string {
+  const o = queued.outcome;
+  if (!o) return '<strong class="nhsuk-tag nhsuk-tag--yellow">Waiting to send</strong>';
+  if (o.outcome === 'applied') return '<strong class="nhsuk-tag nhsuk-tag--green">At the hub</strong>';
+  if (o.outcome === 'conflict')
+    return `<strong class="nhsuk-tag nhsuk-tag--orange">Data conflict</strong> <span class="nhsuk-body-s">${escape(o.message)}. The screening office will resolve it.</span>`;
+  return `<strong class="nhsuk-tag nhsuk-tag--red">Refused</strong> <span class="nhsuk-body-s">${escape(o.message)}</span>`;
+}
+
+/** The gateway's own page on the trailer's network: is it connected, how old is its worklist, who is next. */
+export function renderStatus(
+  desk: TrailerDesk,
+  csrf: string,
+  options: { saved?: boolean; error?: string; staffName?: string } = {},
+  now = new Date(),
+): string {
+  const { state, copy } = desk;
+  const today = desk.today();
+  const snapshot = copy.current();
+  const upcoming = desk.entries();
+  const todays = upcoming.filter((e) => e.clinicDate === today);
+  const link = state.online
+    ? `<strong class="nhsuk-tag nhsuk-tag--green">Connected to the hub</strong>`
+    : `<strong class="nhsuk-tag nhsuk-tag--red">Offline${state.offlineSince ? ` since ${escape(time(state.offlineSince))}` : ''}</strong>
+       <p>${escape(state.lastError ?? 'Not connected yet')}. The worklist is answered from the copy below, and changes made here are kept until the link is back.</p>`;
+  const copyLine = snapshot
+    ? `Worklist copy from ${escape(time(snapshot.fetchedAt))} (${escape(age(snapshot.fetchedAt, now))} old): ${upcoming.length} appointments, ${todays.length} today.`
+    : 'No worklist copy yet: the machine gets an empty worklist until the hub has been reached once.';
+  const button = (id: string, status: string, text: string, secondary: boolean) =>
+    `<form method="post" action="/attendance" class="nhsuk-u-margin-bottom-1" style="display:inline"><input type="hidden" name="csrf" value="${csrf}"><input type="hidden" name="appointment" value="${escape(id)}"><input type="hidden" name="status" value="${status}"><button type="submit" class="nhsuk-button nhsuk-button--small${secondary ? ' nhsuk-button--secondary' : ''} nhsuk-u-margin-bottom-0">${text}<span class="nhsuk-u-visually-hidden"> for this appointment</span></button></form>`;
+  const rows = todays
+    .map((e) => {
+      const images = desk.imagesFor(e);
+      const actions =
+        e.status === 'scheduled'
+          ? `${button(e.appointmentId, 'checked_in', 'Checked in', false)} ${button(e.appointmentId, 'did_not_attend', 'Did not attend', true)}`
+          : '';
+      return `<tr class="nhsuk-table__row">${cell(escape(e.startTime))}${cell(`${who(e)}<br><span class="nhsuk-body-s">NHS ${escape(e.nhsNumber)} · born ${escape(e.dateOfBirth)}</span>`)}${cell(
+        `${escape(STATUS_LABELS[e.status])}${e.adjustments.length ? `<br><span class="nhsuk-body-s">${escape(e.adjustments.join(', '))}</span>` : ''}`,
+      )}${cell(images ? `${images} received` : 'None yet')}${cell(`${actions} <a href="/details?appointment=${escape(e.appointmentId)}">Correct details<span class="nhsuk-u-visually-hidden"> of ${who(e)}</span></a>`)}</tr>`;
+    })
+    .join('');
+  const byId = new Map(upcoming.map((e) => [e.appointmentId, e]));
+  const changes = desk
+    .changes()
+    .slice(-30)
+    .reverse()
+    .map(
+      (q) =>
+        `<tr class="nhsuk-table__row">${cell(escape(time(q.change.madeAt)))}${cell(describeChange(q.change, byId))}${cell(escape(q.change.madeBy))}${cell(outcomeTag(q))}</tr>`,
+    )
+    .join('');
+  const pending = desk.changes().filter((q) => !q.outcome).length;
+  const banner = options.error
+    ? `<div class="nhsuk-error-summary" aria-labelledby="error-title" role="alert" tabindex="-1"><h2 class="nhsuk-error-summary__title" id="error-title">There is a problem</h2><div class="nhsuk-error-summary__body"><p>${escape(options.error)}</p></div></div>`
+    : options.saved
+      ? `<div class="nhsuk-inset-text"><p>Saved on the gateway. ${state.online ? 'It is being sent to the hub.' : 'It will be sent to the hub when the link is back.'}</p></div>`
+      : '';
+  const staff = options.staffName
+    ? `<p>Changes are recorded as made by <strong>${escape(options.staffName)}</strong>. <a href="#staff-name">Not you?</a></p>`
+    : '';
+  const nameForm = `<form method="post" action="/name" class="nhsuk-u-margin-bottom-5"><input type="hidden" name="csrf" value="${csrf}"><div class="nhsuk-form-group"><label class="nhsuk-label" for="staff-name">Your name (recorded with each change you make here)</label><input class="nhsuk-input nhsuk-input--width-20" id="staff-name" name="madeBy" type="text" autocomplete="name" value="${escape(options.staffName ?? '')}"></div><button type="submit" class="nhsuk-button nhsuk-button--secondary">Save name</button></form>`;
+  return layout(
+    `Gateway ${desk.unitId}`,
+    `${banner}<h1>Gateway: ${escape(desk.unitId)}</h1><p>${link}</p><p>${copyLine}</p>
+<p>Page shown at ${escape(time(now.toISOString()))}. <a href="/">Refresh</a></p>${staff}
+<h2>Today's worklist</h2><table class="nhsuk-table"><caption class="nhsuk-table__caption nhsuk-u-visually-hidden">Today's worklist</caption>
+<thead class="nhsuk-table__head"><tr>${header('Time')}${header('Participant')}${header('Status')}${header('Images')}${header('Actions')}</tr></thead>
+<tbody class="nhsuk-table__body">${rows || '<tr class="nhsuk-table__row"><td class="nhsuk-table__cell" colspan="5">No appointments today.</td></tr>'}</tbody></table>
+<h2>Changes made on this unit</h2><p>${pending === 0 ? 'Nothing waiting to be sent.' : `${pending} waiting to be sent to the hub.`}</p>
+${changes ? `<table class="nhsuk-table"><caption class="nhsuk-table__caption nhsuk-u-visually-hidden">Changes made on this unit</caption><thead class="nhsuk-table__head"><tr>${header('When')}${header('Change')}${header('By')}${header('At the hub')}</tr></thead><tbody class="nhsuk-table__body">${changes}</tbody></table>` : ''}
+<h2>Who is working</h2>${nameForm}`,
+  );
+}
+
+const DETAIL_FIELDS: { field: TrailerField; label: string }[] = [
+  { field: 'given_name', label: 'Given name' },
+  { field: 'family_name', label: 'Family name' },
+  { field: 'date_of_birth', label: 'Date of birth (YYYY-MM-DD)' },
+];
+
+function renderDetails(
+  entry: WorklistEntry,
+  csrf: string,
+  values: Partial<Record<TrailerField | 'madeBy', string>>,
+  errors: Partial<Record<TrailerField | 'madeBy', string>>,
+): string {
+  const current: Record<TrailerField, string> = {
+    given_name: entry.givenName,
+    family_name: entry.familyName,
+    date_of_birth: entry.dateOfBirth,
+  };
+  const input = (name: TrailerField | 'madeBy', label: string, value: string, autocomplete: string) => {
+    const error = errors[name];
+    return `<div class="nhsuk-form-group${error ? ' nhsuk-form-group--error' : ''}"><label class="nhsuk-label" for="${name}">${label}</label>${
+      error
+        ? `<span class="nhsuk-error-message" id="${name}-error"><span class="nhsuk-u-visually-hidden">Error:</span> ${escape(error)}</span>`
+        : ''
+    }<input class="nhsuk-input${error ? ' nhsuk-input--error' : ''}" id="${name}" name="${name}" type="text" value="${escape(value)}" autocomplete="${autocomplete}"${error ? ` aria-describedby="${name}-error"` : ''}></div>`;
+  };
+  const summary = Object.keys(errors).length
+    ? `<div class="nhsuk-error-summary" aria-labelledby="error-title" role="alert" tabindex="-1"><h2 class="nhsuk-error-summary__title" id="error-title">There is a problem</h2><div class="nhsuk-error-summary__body"><ul class="nhsuk-list nhsuk-error-summary__list">${Object.entries(
+        errors,
+      )
+        .map(([field, message]) => `<li><a href="#${field}">${escape(message)}</a></li>`)
+        .join('')}</ul></div></div>`
+    : '';
+  return layout(
+    'Correct details',
+    `<a class="nhsuk-back-link" href="/">Back to today's worklist</a>${summary}<h1>Correct details</h1>
+<p>NHS number ${escape(entry.nhsNumber)}, appointment at ${escape(entry.startTime)} on ${escape(entry.clinicDate)}. The correction goes on the images from now on and is sent to the hub, where it is checked against any change made there meanwhile.</p>
+<form method="post" action="/details" novalidate><input type="hidden" name="csrf" value="${csrf}"><input type="hidden" name="appointment" value="${escape(entry.appointmentId)}">
+${DETAIL_FIELDS.map((d) => input(d.field, d.label, values[d.field] ?? current[d.field], 'off')).join('')}
+${input('madeBy', 'Your name', values.madeBy ?? '', 'name')}
+<button type="submit" class="nhsuk-button">Save correction</button></form>`,
+  );
+}
+
+async function formBody(request: IncomingMessage): Promise<URLSearchParams> {
+  let size = 0;
+  const chunks: Buffer[] = [];
+  for await (const chunk of request) {
+    size += (chunk as Buffer).length;
+    if (size > 16 * 1024) throw new Error('form too large');
+    chunks.push(chunk as Buffer);
+  }
+  return new URLSearchParams(Buffer.concat(chunks).toString('utf8'));
+}
+
+const nameCookie = (request: IncomingMessage) => {
+  const match = /(?:^|;\s*)gw_name=([^;]*)/.exec(request.headers.cookie ?? '');
+  return match ? decodeURIComponent(match[1]!) : '';
+};
+
+/**
+ * Serves the page on the trailer's local network only (bind it to the trailer's interface): there is no sign-in
+ * on the box, so each change records the name the mammographer gives.
+ */
+export function startStatusPage(options: { port: number; host: string; desk: TrailerDesk }): Server {
+  const { desk } = options;
   const css = readFileSync(join(nhsukFrontendDir, 'nhsuk', 'nhsuk-frontend.min.css'));
-  const server = createServer((request, response) => {
-    const headers = {
-      'cache-control': 'no-store',
-      'x-content-type-options': 'nosniff',
-      'content-security-policy': "default-src 'self'",
-    };
-    if (request.url === '/nhsuk-frontend.min.css') {
-      response.writeHead(200, { ...headers, 'content-type': 'text/css' }).end(css);
-    } else if (request.url === '/' || request.url === '/status') {
-      response
-        .writeHead(200, { ...headers, 'content-type': 'text/html; charset=utf-8' })
-        .end(renderStatus(options.unitId, options.state, options.copy, options.today()));
-    } else {
-      response.writeHead(404, { ...headers, 'content-type': 'text/plain' }).end('Not found');
+  // A token in every form, unknown to other sites' pages, so they cannot post changes through a browser here.
+  const csrf = randomBytes(16).toString('hex');
+  const csrfOk = (sent: string | null) =>
+    sent !== null && sent.length === csrf.length && timingSafeEqual(Buffer.from(sent), Buffer.from(csrf));
+  const headers = {
+    'cache-control': 'no-store',
+    'x-content-type-options': 'nosniff',
+    'x-frame-options': 'DENY',
+    'content-security-policy':
+      "default-src 'self'; style-src 'self' 'unsafe-inline'; form-action 'self'; frame-ancestors 'none'",
+  };
+  const html = (response: ServerResponse, status: number, body: string, extra: Record<string, string> = {}) =>
+    response.writeHead(status, { ...headers, ...extra, 'content-type': 'text/html; charset=utf-8' }).end(body);
+  const home = (response: ServerResponse, extra: Record<string, string> = {}) =>
+    response.writeHead(303, { ...headers, ...extra, location: '/?saved=1' }).end();
+
+  const handle = async (request: IncomingMessage, response: ServerResponse) => {
+    const url = new URL(request.url ?? '/', 'http://gateway');
+    if (request.method === 'GET' && url.pathname === '/nhsuk-frontend.min.css')
+      return response.writeHead(200, { ...headers, 'content-type': 'text/css' }).end(css);
+    if (request.method === 'GET' && (url.pathname === '/' || url.pathname === '/status'))
+      return html(
+        response,
+        200,
+        renderStatus(desk, csrf, { saved: url.searchParams.has('saved'), staffName: nameCookie(request) }),
+      );
+    const entryOf = (id: string | null) => desk.entries().find((e) => e.appointmentId === id);
+    if (request.method === 'GET' && url.pathname === '/details') {
+      const entry = entryOf(url.searchParams.get('appointment'));
+      if (!entry)
+        return html(response, 404, renderStatus(desk, csrf, { error: 'That appointment is not on the worklist' }));
+      return html(response, 200, renderDetails(entry, csrf, { madeBy: nameCookie(request) }, {}));
     }
+    const nameSetting = (madeBy: string) => ({
+      'set-cookie': `gw_name=${encodeURIComponent(madeBy.slice(0, 100))}; Path=/; HttpOnly; SameSite=Strict; Max-Age=43200`,
+    });
+    if (request.method === 'POST' && ['/attendance', '/details', '/name'].includes(url.pathname)) {
+      const form = await formBody(request);
+      if (!csrfOk(form.get('csrf')))
+        return html(
+          response,
+          403,
+          renderStatus(desk, csrf, { error: 'This form has expired: reload the page and try again' }),
+        );
+      if (url.pathname === '/name') {
+        const madeBy = (form.get('madeBy') ?? '').trim();
+        if (!madeBy) return html(response, 400, renderStatus(desk, csrf, { error: 'Enter your name' }));
+        return response.writeHead(303, { ...headers, ...nameSetting(madeBy), location: '/' }).end();
+      }
+      const entry = entryOf(form.get('appointment'));
+      if (!entry)
+        return html(
+          response,
+          404,
+          renderStatus(desk, csrf, { error: 'That appointment is not on the worklist any more' }),
+        );
+      if (url.pathname === '/attendance') {
+        const status = form.get('status');
+        if (status !== 'checked_in' && status !== 'did_not_attend')
+          return html(response, 400, renderStatus(desk, csrf, { error: 'Choose checked in or did not attend' }));
+        const madeBy = nameCookie(request);
+        if (!madeBy)
+          return html(
+            response,
+            400,
+            renderStatus(desk, csrf, {
+              error: 'Enter your name under “Who is working” first: it is recorded with the change',
+            }),
+          );
+        try {
+          desk.markAttendance(entry.appointmentId, status, madeBy);
+        } catch (error) {
+          return html(response, 422, renderStatus(desk, csrf, { error: (error as Error).message }));
+        }
+        return home(response);
+      }
+      const values = Object.fromEntries(
+        DETAIL_FIELDS.map((d) => [d.field, (form.get(d.field) ?? '').trim()]),
+      ) as Record<TrailerField, string>;
+      const madeBy = (form.get('madeBy') ?? '').trim();
+      const errors: Partial<Record<TrailerField | 'madeBy', string>> = {};
+      if (!values.given_name) errors.given_name = 'Enter the given name';
+      if (!values.family_name) errors.family_name = 'Enter the family name';
+      if (!isIsoDate(values.date_of_birth) || values.date_of_birth > desk.today())
+        errors.date_of_birth = 'Enter the date of birth as year-month-day, for example 1961-03-27';
+      for (const d of DETAIL_FIELDS)
+        if (values[d.field].length > 100) errors[d.field] = `${d.label} must be 100 characters or fewer`;
+      if (!madeBy) errors.madeBy = 'Enter your name: it is recorded with the correction';
+      if (Object.keys(errors).length)
+        return html(response, 400, renderDetails(entry, csrf, { ...values, madeBy }, errors));
+      desk.correctDetails(entry.appointmentId, values, madeBy.slice(0, 100));
+      return home(response, nameSetting(madeBy));
+    }
+    response.writeHead(404, { ...headers, 'content-type': 'text/plain' }).end('Not found');
+  };
+
+  const server = createServer((request, response) => {
+    handle(request, response).catch((error: Error) => {
+      if (!response.headersSent)
+        html(response, 500, renderStatus(desk, csrf, { error: `The gateway could not do that: ${error.message}` }));
+    });
   });
   server.listen(options.port, options.host);
   return server;

@@ -1,8 +1,23 @@
 import type { Socket } from 'node:net';
 import { Writable } from 'node:stream';
 import dcmjsDimse from 'dcmjs-dimse';
+import { MPPS_SOP_CLASS } from '../dicom/performed-procedure-step.js';
 import { findWorklist, type DicomItem } from '../dicom/worklist-matching.js';
-import { discardingStream, type ImageStore, type IncomingImage, type ReceivedImage } from './image-store.js';
+import {
+  discardingStream,
+  ImageRefused,
+  type ImageStore,
+  type IncomingImage,
+  type ReceivedImage,
+} from './image-store.js';
+import { closeConnection, guardIncomingPdus, PDU_LIMITS } from './pdu-guard.js';
+import {
+  createProcedureStep,
+  MPPS_STATUS,
+  setProcedureStep,
+  type ProcedureStepService,
+} from './procedure-step-service.js';
+import type { ProcedureStepEvent, ProcedureStepStore } from './procedure-steps.js';
 
 const { Dataset, Server, Scp } = dcmjsDimse;
 const { CEchoResponse, CFindResponse, CStoreResponse } = dcmjsDimse.responses;
@@ -16,6 +31,7 @@ const {
   SopClass,
   StorageClass,
 } = dcmjsDimse.constants;
+const { NCreateResponse, NSetResponse } = dcmjsDimse.responses;
 
 export interface WorklistScpOptions {
   port: number;
@@ -29,6 +45,10 @@ export interface WorklistScpOptions {
   /** Where images from the modality go (C-STORE SCP); without it, storage is not offered. */
   images?: ImageStore;
   onImage?: (image: ReceivedImage) => void;
+  /** Where Modality Performed Procedure Steps are kept (MPPS SCP); without it, MPPS is not offered. */
+  procedureSteps?: ProcedureStepStore;
+  /** Told of each step started, completed or discontinued, once durable and before the modality is answered. */
+  onProcedureStep?: (event: ProcedureStepEvent) => void;
 }
 
 export interface WorklistScp {
@@ -53,17 +73,25 @@ const STORAGE_SYNTAXES = [
 ];
 const OUT_OF_RESOURCES = 0xa700;
 const CANNOT_UNDERSTAND = 0xc000;
+const SOP_CLASS_NOT_SUPPORTED = 0x0122;
 
 /**
- * The gateway's DICOM services for the mammography machine, so far: Verification (C-ECHO) and Modality Worklist
- * Information Model – FIND (C-FIND SCP). Conformance: docs/dicom-conformance-gateway.md.
+ * The gateway's DICOM services for the mammography machine, so far: Verification (C-ECHO), Modality Worklist
+ * Information Model – FIND (C-FIND SCP), mammography storage (C-STORE SCP) and Modality Performed Procedure Step
+ * (N-CREATE, N-SET SCP). What a peer sends is checked against PDU_LIMITS before dcmjs-dimse reads it.
+ * Conformance: docs/dicom-conformance-gateway.md.
  */
 export function startWorklistScp(options: WorklistScpOptions): WorklistScp {
   // dcmjs-dimse logs every PDU at info; the gateway logs what staff and support need through options.log.
   dcmjsDimse.log.setLevel('warn');
   const allowed = new Set(options.allowedCallingAeTitles.map((t) => t.trim()));
   const images = options.images;
-  const services = images ? [...SERVICES, ...MAMMOGRAPHY_STORAGE] : SERVICES;
+  const procedureSteps: ProcedureStepService | undefined = options.procedureSteps && {
+    store: options.procedureSteps,
+    onProcedureStep: options.onProcedureStep,
+    log: options.log,
+  };
+  const services = [...SERVICES, ...(images ? MAMMOGRAPHY_STORAGE : []), ...(procedureSteps ? [MPPS_SOP_CLASS] : [])];
 
   class GatewayScp extends Scp {
     private calling = '';
@@ -79,6 +107,26 @@ export function startWorklistScp(options: WorklistScpOptions): WorklistScp {
       // every dataset it writes: 3 ms a response, 600 ms for a 200-appointment worklist. Without one it writes the
       // same bytes at a fraction of the cost (bench/gateway-worklist.ts).
       (this as unknown as { datasetNameMap: unknown }).datasetNameMap = undefined;
+      // dcmjs-dimse times out an association that never gets going only from a client's 'connect' event, which a
+      // server's socket never has: set the start so a connection that sends no PDU is closed after its timeout.
+      (this as unknown as { connectedTime: number }).connectedTime = Date.now();
+      const peer = `${socket.remoteAddress ?? '?'}:${socket.remotePort ?? '?'}`;
+      guardIncomingPdus(socket, PDU_LIMITS, (violation) => {
+        options.log('warn', `Connection from ${this.calling || peer} aborted: ${violation.reason}`);
+        this.dropArrivingImage();
+      });
+      // After any network error (reset, timeout, an unreadable PDU) the connection is closed, not left half open.
+      this.on('networkError', () => {
+        this.dropArrivingImage();
+        closeConnection(socket);
+      });
+      // A connection that ends mid-image (cut, killed modality) leaves nothing behind in incoming/.
+      this.on('close', () => this.dropArrivingImage());
+    }
+
+    private dropArrivingImage(): void {
+      this.arriving?.discard();
+      this.arriving = undefined;
     }
 
     override associationRequested(association: dcmjsDimse.association.Association): void {
@@ -108,6 +156,8 @@ export function startWorklistScp(options: WorklistScpOptions): WorklistScp {
         );
         return;
       }
+      // A requestor with no limit (0) would get "no limit" back from dcmjs-dimse: advertise the gateway's own.
+      if (association.getMaxPduLength() === 0) association.setMaxPduLength(dcmjsDimse.Implementation.getMaxPduLength());
       for (const c of association.getPresentationContexts()) {
         const context = association.getPresentationContext(c.id);
         const abstract = context.getAbstractSyntaxUid();
@@ -184,6 +234,18 @@ export function startWorklistScp(options: WorklistScpOptions): WorklistScp {
       this.refusal = undefined;
       this.received = undefined;
       if (!images) return discardingStream();
+      const abstract = (context as dcmjsDimse.association.PresentationContext | undefined)?.getAbstractSyntaxUid();
+      if (
+        context?.getResult() !== PresentationContextResult.Accept ||
+        !MAMMOGRAPHY_STORAGE.includes(abstract ?? '') ||
+        request.getAffectedSopClassUid() !== abstract
+      ) {
+        this.refusal = {
+          status: SOP_CLASS_NOT_SUPPORTED,
+          reason: `SOP class ${request.getAffectedSopClassUid()} not accepted on presentation context ${context?.getPresentationContextId()}`,
+        };
+        return discardingStream();
+      }
       if (!images.hasRoom()) {
         this.refusal = {
           status: OUT_OF_RESOURCES,
@@ -198,10 +260,17 @@ export function startWorklistScp(options: WorklistScpOptions): WorklistScp {
           context.getAcceptedTransferSyntaxUid() ?? TransferSyntax.ImplicitVRLittleEndian,
         );
         this.arriving = image;
+        const socket = (this as unknown as { socket: Socket }).socket;
         return new Writable({
           write(chunk: Buffer, _encoding, done) {
-            if (image.write(chunk)) done();
-            else image.stream.once('drain', () => done());
+            if (image.write(chunk)) return done();
+            // The disk is behind the network: stop reading from the modality until the file catches up, rather
+            // than hold the rest of a 1.8 GB image in memory.
+            socket.pause();
+            image.stream.once('drain', () => {
+              socket.resume();
+              done();
+            });
           },
         });
       } catch (error) {
@@ -234,7 +303,12 @@ export function startWorklistScp(options: WorklistScpOptions): WorklistScp {
         .catch((error: Error & { code?: string }) => {
           image.discard();
           this.refusal = {
-            status: error.code === 'ENOSPC' ? OUT_OF_RESOURCES : CANNOT_UNDERSTAND,
+            status:
+              error instanceof ImageRefused
+                ? error.status
+                : error.code === 'ENOSPC'
+                  ? OUT_OF_RESOURCES
+                  : CANNOT_UNDERSTAND,
             reason: error.message,
           };
         })
@@ -253,7 +327,11 @@ export function startWorklistScp(options: WorklistScpOptions): WorklistScp {
           'info',
           `Image ${uid} from ${this.calling} stored (${this.received.bytes} bytes, accession ${this.received.accessionNumber || 'none'})`,
         );
-        options.onImage?.(this.received);
+        try {
+          options.onImage?.(this.received);
+        } catch (error) {
+          options.log('error', `Image ${uid}: listener failed: ${(error as Error).message}`);
+        }
       } else {
         const refusal = this.refusal ?? { status: CANNOT_UNDERSTAND, reason: 'the image could not be stored' };
         response.setStatus(refusal.status);
@@ -268,11 +346,30 @@ export function startWorklistScp(options: WorklistScpOptions): WorklistScp {
       callback(response);
     }
 
+    override nCreateRequest(
+      request: dcmjsDimse.requests.NCreateRequest,
+      callback: (response: dcmjsDimse.responses.NCreateResponse) => void,
+    ): void {
+      if (procedureSteps) return callback(createProcedureStep(procedureSteps, request, this.calling));
+      const refused = NCreateResponse.fromRequest(request);
+      refused.setStatus(MPPS_STATUS.sopClassNotSupported);
+      callback(refused);
+    }
+
+    override nSetRequest(
+      request: dcmjsDimse.requests.NSetRequest,
+      callback: (response: dcmjsDimse.responses.NSetResponse) => void,
+    ): void {
+      if (procedureSteps) return callback(setProcedureStep(procedureSteps, request, this.calling));
+      const refused = NSetResponse.fromRequest(request);
+      refused.setStatus(MPPS_STATUS.sopClassNotSupported);
+      callback(refused);
+    }
+
     /** The modality gave up (A-ABORT): drop any half-received image and close the connection. */
     override abort(): void {
       options.log('warn', `Association aborted by ${this.calling || 'the modality'}`);
-      this.arriving?.discard();
-      this.arriving = undefined;
+      this.dropArrivingImage();
       (this as unknown as { socket: Socket }).socket.destroy();
     }
 

@@ -16,6 +16,8 @@ import { ConflictError, NotFoundError, RuleError } from '../store/errors.js';
 import { registerApi } from './api/routes.js';
 import { registerAuthentication } from './auth.js';
 import { registerAuditPages } from './pages/audit.js';
+import { registerConflictPages } from './pages/conflicts.js';
+import { registerGatewayPages } from './pages/gateways.js';
 import { registerClinicPages } from './pages/clinics.js';
 import { registerParticipantPages } from './pages/participants.js';
 import { registerRecordPages } from './pages/record.js';
@@ -33,6 +35,8 @@ export interface HubOptions {
   logger?: FastifyServerOptions['logger'];
   /** Trust X-Forwarded-For from these proxies (Fastify's trustProxy: an address, CIDR list or hop count). */
   trustProxy?: FastifyServerOptions['trustProxy'];
+  /** Where gateways reach the hub's mutual-TLS listener, shown on the Gateways page (https://host:port). */
+  gatewayAddress?: string;
 }
 
 declare module 'fastify' {
@@ -176,6 +180,8 @@ export async function buildHub(options: HubOptions): Promise<FastifyInstance> {
   registerRecordPages(app, options.db);
   registerClinicPages(app, options.db);
   registerAuditPages(app, options.db);
+  registerGatewayPages(app, options.db, options.gatewayAddress);
+  registerConflictPages(app, options.db);
   await registerApi(app, options.db);
   app.get('/health', async () => ({ status: 'ok' }));
   return app;

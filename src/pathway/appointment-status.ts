@@ -104,3 +104,44 @@ export function moveProblem(
 export function attended(status: AppointmentStatus): boolean {
   return status === 'screened' || status === 'partially_screened' || status === 'attended_not_screened';
 }
+
+/**
+ * The shortest run of allowed moves from one status to another (breadth first), or undefined when there is none.
+ * A modality reporting "completed" for an appointment still scheduled at the hub means checked in, then screened.
+ */
+export function movePath(from: AppointmentStatus, to: AppointmentStatus): AppointmentStatus[] | undefined {
+  if (from === to) return [];
+  const previous = new Map<AppointmentStatus, AppointmentStatus>();
+  const queue: AppointmentStatus[] = [from];
+  while (queue.length > 0) {
+    const at = queue.shift()!;
+    for (const next of MOVES[at]) {
+      if (next === from || previous.has(next)) continue;
+      previous.set(next, at);
+      if (next === to) {
+        const path: AppointmentStatus[] = [to];
+        for (let step = at; step !== from; step = previous.get(step)!) path.unshift(step);
+        return path;
+      }
+      queue.push(next);
+    }
+  }
+  return undefined;
+}
+
+/**
+ * What a Modality Performed Procedure Step means for the appointment: in progress; completed is screened;
+ * discontinued is partially screened when images were taken, otherwise attended but not screened.
+ */
+export function procedureStepStatus(
+  step: 'in_progress' | 'completed' | 'discontinued',
+  imageCount: number,
+  reason: string | undefined,
+): { to: AppointmentStatus; reason: string | null } {
+  if (step === 'in_progress') return { to: 'in_progress', reason: null };
+  if (step === 'completed') return { to: 'screened', reason: null };
+  const why = reason?.trim() || 'Stopped at the mammography machine';
+  if (imageCount > 0) return { to: 'partially_screened', reason: why };
+  const kind = /equipment|technical|failure/i.test(why) ? 'technical_failure' : 'other';
+  return { to: 'attended_not_screened', reason: NOT_SCREENED_REASONS[kind] };
+}

@@ -16,7 +16,9 @@ export type Permission =
   | 'clinic.view'
   | 'appointment.book'
   | 'appointment.attendance'
-  | 'audit.view';
+  | 'audit.view'
+  | 'gateway.manage'
+  | 'conflict.resolve';
 
 const GRANTS: Record<Role, readonly Permission[]> = {
   admin: [
@@ -26,12 +28,13 @@ const GRANTS: Record<Role, readonly Permission[]> = {
     'appointment.book',
     'appointment.attendance',
     'audit.view',
+    'conflict.resolve',
   ],
   mammographer: ['participant.view', 'participant.edit', 'clinic.view', 'appointment.attendance'],
   film_reader: ['participant.view', 'clinic.view'],
   programme_manager: ['participant.view', 'clinic.view'],
   // The support team looks after gateways and links, not people: no personal data.
-  support: ['clinic.view'],
+  support: ['clinic.view', 'gateway.manage'],
 };
 
 export function can(role: Role, permission: Permission): boolean {

@@ -377,15 +377,18 @@ export interface StatusChange {
   reason?: string | null;
   reInvite?: boolean | null;
   via?: 'hub' | 'api' | 'gateway';
+  /** Skips the pathway's move rules: only for settling a data conflict in favour of what the trailer saw. */
+  force?: boolean;
 }
 
-async function changeWithin(tx: Db, change: StatusChange, actor: Actor, today: string) {
+/** A status change inside the caller's transaction (the appointment row is locked and its version checked). */
+export async function changeStatusWithin(tx: Db, change: StatusChange, actor: Actor, today: string) {
   const appointment = await lockAppointment(tx, change.appointmentId, change.expectedVersion);
   const problem = moveProblem(
     { from: appointment.status, to: change.to, reason: change.reason ?? null, clinicDate: appointment.clinic_date },
     today,
   );
-  if (problem) throw new RuleError(problem.field, problem.message);
+  if (problem && !change.force) throw new RuleError(problem.field, problem.message);
   await tx
     .updateTable('appointment')
     .set({ status: change.to, status_reason: change.reason ?? null, version: appointment.version + 1 })
@@ -427,7 +430,7 @@ export async function changeAppointmentStatus(
   actor: Actor,
   today: string,
 ): Promise<void> {
-  await db.transaction().execute((tx) => changeWithin(tx, change, actor, today));
+  await db.transaction().execute((tx) => changeStatusWithin(tx, change, actor, today));
 }
 
 /** Moves an appointment to another clinic or time: the old one is cancelled (reason "rescheduled"), a new one booked. */
@@ -439,7 +442,7 @@ export async function rescheduleAppointment(
 ): Promise<string> {
   try {
     return await db.transaction().execute(async (tx) => {
-      const old = await changeWithin(
+      const old = await changeStatusWithin(
         tx,
         {
           appointmentId: move.appointmentId,

@@ -15,8 +15,15 @@ export interface Database {
   readonly target: DatabaseTarget;
   /** Runs SQL text that may hold several statements (migrations); no parameters. */
   exec(sqlText: string): Promise<void>;
+  /**
+   * Calls `onPayload` for each NOTIFY on a channel, from any connection or process (PostgreSQL: one dedicated
+   * connection, made again after it drops). Returns a function that stops listening.
+   */
+  listen(channel: string, onPayload: (payload: string) => void): Promise<() => Promise<void>>;
   close(): Promise<void>;
 }
+
+const CHANNEL = /^[a-z_][a-z0-9_]*$/;
 
 const OID = { int8: 20, date: 1082 } as const;
 /** Calendar dates stay 'YYYY-MM-DD' strings (no time zone shifts); counts come back as numbers. */
@@ -51,6 +58,7 @@ export async function openDatabase(target: DatabaseTarget): Promise<Database> {
       async exec(sqlText) {
         await pool.query(sqlText);
       },
+      listen: (channel, onPayload) => listenOnServer(target.url, types, channel, onPayload),
       close: () => db.destroy(),
     };
   }
@@ -66,6 +74,48 @@ export async function openDatabase(target: DatabaseTarget): Promise<Database> {
     async exec(sqlText) {
       await pglite.exec(sqlText);
     },
+    async listen(channel, onPayload) {
+      if (!CHANNEL.test(channel)) throw new Error(`Not a channel name: ${channel}`);
+      const stop = await pglite.listen(channel, onPayload);
+      return async () => {
+        if (!pglite.closed) await stop();
+      };
+    },
     close: () => db.destroy(),
+  };
+}
+
+async function listenOnServer(
+  url: string,
+  types: pg.CustomTypesConfig,
+  channel: string,
+  onPayload: (payload: string) => void,
+): Promise<() => Promise<void>> {
+  if (!CHANNEL.test(channel)) throw new Error(`Not a channel name: ${channel}`);
+  let client: pg.Client | undefined;
+  let stopped = false;
+  let retry: NodeJS.Timeout | undefined;
+  const reconnect = (): void => {
+    if (!stopped) retry = setTimeout(() => void connect().catch(reconnect), 1000);
+  };
+  const connect = async (): Promise<void> => {
+    const next = new pg.Client({ connectionString: url, types });
+    next.on('notification', (message) => {
+      if (message.channel === channel) onPayload(message.payload ?? '');
+    });
+    next.on('error', (error) => {
+      console.error(`PostgreSQL listener for ${channel} lost (${error.message}); reconnecting`);
+      void next.end().catch(() => undefined);
+      reconnect();
+    });
+    await next.connect();
+    await next.query(`listen ${channel}`);
+    client = next;
+  };
+  await connect();
+  return async () => {
+    stopped = true;
+    if (retry) clearTimeout(retry);
+    await client?.end().catch(() => undefined);
   };
 }

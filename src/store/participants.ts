@@ -85,68 +85,75 @@ export interface DemographicCorrection {
  * record's provenance names the new source, and the version moves on. Returns the fields that changed.
  */
 export async function correctDemographics(db: Db, correction: DemographicCorrection, actor: Actor): Promise<string[]> {
-  return db.transaction().execute(async (tx) => {
-    const current = await tx
-      .selectFrom('participant')
-      .selectAll()
-      .where('id', '=', correction.participantId)
-      .forUpdate()
+  return db.transaction().execute((tx) => correctDemographicsWithin(tx, correction, actor));
+}
+
+/** The same, inside the caller's transaction. */
+export async function correctDemographicsWithin(
+  tx: Db,
+  correction: DemographicCorrection,
+  actor: Actor,
+): Promise<string[]> {
+  const current = await tx
+    .selectFrom('participant')
+    .selectAll()
+    .where('id', '=', correction.participantId)
+    .forUpdate()
+    .executeTakeFirst();
+  if (!current) throw new NotFoundError('That participant no longer exists');
+  if (current.version !== correction.expectedVersion) {
+    const last = await tx
+      .selectFrom('participant_change as c')
+      .leftJoin('app_user as u', 'u.id', 'c.changed_by')
+      .select(['u.display_name', 'c.changed_at'])
+      .where('c.participant_id', '=', current.id)
+      .orderBy('c.id', 'desc')
       .executeTakeFirst();
-    if (!current) throw new NotFoundError('That participant no longer exists');
-    if (current.version !== correction.expectedVersion) {
-      const last = await tx
-        .selectFrom('participant_change as c')
-        .leftJoin('app_user as u', 'u.id', 'c.changed_by')
-        .select(['u.display_name', 'c.changed_at'])
-        .where('c.participant_id', '=', current.id)
-        .orderBy('c.id', 'desc')
-        .executeTakeFirst();
-      const who = last ? ` by ${last.display_name ?? 'an automatic feed'} at ${last.changed_at.toISOString()}` : '';
-      throw new ConflictError(
-        `This record was changed${who} after you opened it. Your changes have not been saved: check the record and make them again.`,
-      );
-    }
-    const changed = (Object.keys(correction.changes) as DemographicField[]).filter(
-      (field) => (correction.changes[field] ?? null) !== (current[field] ?? null),
+    const who = last ? ` by ${last.display_name ?? 'an automatic feed'} at ${last.changed_at.toISOString()}` : '';
+    throw new ConflictError(
+      `This record was changed${who} after you opened it. Your changes have not been saved: check the record and make them again.`,
     );
-    if (changed.length === 0) return [];
-    const at = new Date().toISOString();
-    const provenance: Record<string, FieldProvenance> = { ...current.provenance };
-    for (const field of changed) {
-      provenance[field] = { source: correction.source, on: correction.sourceDate, at };
-    }
-    await tx
-      .insertInto('participant_change')
-      .values(
-        changed.map((field) => ({
-          participant_id: current.id,
-          field,
-          old_value: current[field] ?? null,
-          new_value: correction.changes[field] ?? null,
-          source: correction.source,
-          source_date: correction.sourceDate,
-          reason: correction.reason,
-          changed_by: actor.userId,
-        })),
-      )
-      .execute();
-    await tx
-      .updateTable('participant')
-      .set({
-        ...Object.fromEntries(changed.map((field) => [field, correction.changes[field] ?? null])),
-        provenance: JSON.stringify(provenance),
-        version: current.version + 1,
-        updated_at: new Date(),
-      })
-      .where('id', '=', current.id)
-      .execute();
-    await recordAudit(tx, actor, {
-      action: 'participant.correct',
-      entityType: 'participant',
-      entityId: current.id,
-      participantId: current.id,
-      detail: { fields: changed, source: correction.source },
-    });
-    return changed;
+  }
+  const changed = (Object.keys(correction.changes) as DemographicField[]).filter(
+    (field) => (correction.changes[field] ?? null) !== (current[field] ?? null),
+  );
+  if (changed.length === 0) return [];
+  const at = new Date().toISOString();
+  const provenance: Record<string, FieldProvenance> = { ...current.provenance };
+  for (const field of changed) {
+    provenance[field] = { source: correction.source, on: correction.sourceDate, at };
+  }
+  await tx
+    .insertInto('participant_change')
+    .values(
+      changed.map((field) => ({
+        participant_id: current.id,
+        field,
+        old_value: current[field] ?? null,
+        new_value: correction.changes[field] ?? null,
+        source: correction.source,
+        source_date: correction.sourceDate,
+        reason: correction.reason,
+        changed_by: actor.userId,
+      })),
+    )
+    .execute();
+  await tx
+    .updateTable('participant')
+    .set({
+      ...Object.fromEntries(changed.map((field) => [field, correction.changes[field] ?? null])),
+      provenance: JSON.stringify(provenance),
+      version: current.version + 1,
+      updated_at: new Date(),
+    })
+    .where('id', '=', current.id)
+    .execute();
+  await recordAudit(tx, actor, {
+    action: 'participant.correct',
+    entityType: 'participant',
+    entityId: current.id,
+    participantId: current.id,
+    detail: { fields: changed, source: correction.source },
   });
+  return changed;
 }

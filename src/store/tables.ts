@@ -160,4 +160,51 @@ export interface Tables {
     ip: string | null;
     detail: Json<Record<string, unknown>>;
   };
+  gateway_authority: { id: number; certificate_pem: string; private_key_pem: string; created_at: CreatedAt };
+  gateway: {
+    id: Generated<string>;
+    site_id: string;
+    status: 'awaiting_enrolment' | 'enrolled' | 'revoked';
+    enrolment_code_hash: string | null;
+    enrolment_expires_at: Date | string | null;
+    certificate_serial: string | null;
+    certificate_fingerprint: string | null;
+    certificate_expires_at: Date | string | null;
+    created_at: CreatedAt;
+    created_by: string | null;
+    enrolled_at: Date | string | null;
+    revoked_at: Date | string | null;
+    revoked_by: string | null;
+    revoked_reason: string | null;
+    last_contact_at: Date | string | null;
+    last_contact_ip: string | null;
+  };
+  gateway_change: {
+    id: string;
+    gateway_id: string;
+    kind: 'attendance' | 'demographics' | 'procedure_step';
+    appointment_id: string | null;
+    participant_id: string | null;
+    made_at: Timestamp;
+    made_by: string;
+    payload: Json<Record<string, unknown>>;
+    received_at: CreatedAt;
+    outcome: 'applied' | 'conflict' | 'rejected';
+    message: string;
+  };
+  data_conflict: {
+    id: Generated<string>;
+    gateway_change_id: string;
+    participant_id: string;
+    appointment_id: string | null;
+    summary: string;
+    trailer: Json<Record<string, unknown>>;
+    hub: Json<Record<string, unknown>>;
+    raised_at: CreatedAt;
+    status: Generated<'open' | 'resolved'>;
+    resolution: 'kept_hub' | 'applied_trailer' | null;
+    resolved_by: string | null;
+    resolved_at: Date | string | null;
+    version: Generated<number>;
+  };
 }

@@ -16,6 +16,8 @@ export async function unitWorklist(db: Db, siteId: string, from: string, to: str
   return rows
     .map((r) => ({
       appointmentId: r.id,
+      participantId: r.participant_id,
+      status: r.status,
       accessionNumber: r.accession_number,
       nhsNumber: r.nhs_number,
       givenName: r.given_name,

@@ -1,36 +1,10 @@
-import { existsSync, readFileSync } from 'node:fs';
-import { createRequire } from 'node:module';
 import type { FastifyInstance } from 'fastify';
-import { chromium, type Browser, type Page } from 'playwright-core';
+import type { Browser, Page } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { freshDatabase } from '../support/database.js';
 import { addParticipant, newClinics, PASSWORD, smallOffice } from '../support/fixtures.js';
 import { testHub } from '../support/hub-client.js';
-
-const CHROMIUM = process.env.CHROMIUM_PATH ?? '/usr/bin/chromium';
-const axeSource = readFileSync(createRequire(import.meta.url).resolve('axe-core/axe.min.js'), 'utf8');
-
-interface AxeResult {
-  violations: { id: string; impact: string; help: string; nodes: { target: string[] }[] }[];
-}
-
-/** Runs axe-core (WCAG 2.2 A and AA rules) on the page as it is now and returns its violations, readable. */
-async function axeViolations(page: Page): Promise<string[]> {
-  await page.addScriptTag({ content: axeSource });
-  const result = await page.evaluate(() =>
-    (window as unknown as { axe: { run(o: object): Promise<AxeResult> } }).axe.run({
-      runOnly: ['wcag2a', 'wcag2aa', 'wcag21a', 'wcag21aa', 'wcag22aa', 'best-practice'],
-    }),
-  );
-  return result.violations.map(
-    (v) => `${v.id} (${v.impact}): ${v.help} at ${v.nodes.map((n) => n.target.join(' ')).join(', ')}`,
-  );
-}
-
-// CI installs Debian's chromium (.ci/run); a developer without it is told, rather than shown a false pass.
-const haveChromium = existsSync(CHROMIUM);
-if (!haveChromium && process.env.CI)
-  throw new Error(`Chromium not found at ${CHROMIUM}: .ci/run should have installed it`);
+import { axeViolations, haveChromium, launchChromium } from '../support/browser.js';
 
 describe.skipIf(!haveChromium)('hub in Chromium', () => {
   let database: Awaited<ReturnType<typeof freshDatabase>>;
@@ -50,18 +24,7 @@ describe.skipIf(!haveChromium)('hub in Chromium', () => {
     });
     app = await testHub(database.db);
     base = await app.listen({ port: 0, host: '127.0.0.1' });
-    browser = await chromium.launch({
-      executablePath: CHROMIUM,
-      args: [
-        '--no-sandbox',
-        '--disable-gpu',
-        '--disable-quic',
-        '--no-first-run',
-        '--disable-background-networking',
-        '--disable-component-update',
-        '--disable-sync',
-      ],
-    });
+    browser = await launchChromium();
   });
   afterAll(async () => {
     await browser?.close();
@@ -152,6 +115,22 @@ describe.skipIf(!haveChromium)('hub in Chromium', () => {
     await page.goto(`${base}/today?site=static-1`);
     await expect.poll(() => page.getByRole('heading', { name: "Today's clinic" }).count()).toBe(1);
     expect(await axeViolations(page)).toEqual([]);
+  });
+
+  it('lets support create an enrolment code and see gateways, and admins see data conflicts: every page passes axe', async () => {
+    const support = await signedIn('support');
+    await support.getByRole('link', { name: 'Gateways' }).first().click();
+    expect(await axeViolations(support)).toEqual([]);
+    await support.getByLabel('Unit or site the gateway is for').selectOption('mobile-1');
+    await support.getByRole('button', { name: 'Create enrolment code' }).click();
+    await expect.poll(() => support.getByText('Shown once').count()).toBe(1);
+    expect(await axeViolations(support)).toEqual([]);
+    await support.goto(`${base}/support/gateways`);
+    expect(await axeViolations(support)).toEqual([]);
+    const admin = await signedIn('admin');
+    await admin.getByRole('link', { name: 'Data conflicts' }).first().click();
+    await expect.poll(() => admin.getByRole('heading', { name: 'Data conflicts' }).count()).toBe(1);
+    expect(await axeViolations(admin)).toEqual([]);
   });
 
   it('works with JavaScript turned off: sign in, search, open a record', async () => {

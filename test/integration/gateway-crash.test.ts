@@ -1,4 +1,5 @@
 import { execFile, spawn, type ChildProcess } from 'node:child_process';
+import { once } from 'node:events';
 import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -7,6 +8,8 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { ReceivedImage } from '../../src/gateway/image-store.js';
 import { echoscu, freePort, haveDcmtk } from '../support/dcmtk.js';
 import { writeSyntheticMammogram } from '../support/mammogram.js';
+import { offlineGatewayFolder } from '../support/gateway-hub.js';
+import { isoDateInLondon } from '../../src/pathway/dates.js';
 
 const run = promisify(execFile);
 
@@ -14,7 +17,15 @@ describe.skipIf(!haveDcmtk)('gateway killed with SIGKILL (power cut on the van)'
   let dir: string;
   let port: number;
   let gateway: ChildProcess | undefined;
+  let statusPort: number;
 
+  /** Power cut: SIGKILL, and wait until the process is gone. */
+  const kill9 = async (child: ChildProcess | undefined) => {
+    if (!child || child.exitCode !== null || child.signalCode !== null) return;
+    const gone = once(child, 'exit');
+    child.kill('SIGKILL');
+    await gone;
+  };
   const start = async () => {
     const child = spawn(
       process.execPath,
@@ -24,7 +35,7 @@ describe.skipIf(!haveDcmtk)('gateway killed with SIGKILL (power cut on the van)'
         'src/cli/screening-hub.ts',
         'gateway',
         '--hub',
-        'http://127.0.0.1:9',
+        'https://127.0.0.1:9',
         '--unit',
         'mobile-1',
         '--allow',
@@ -32,15 +43,22 @@ describe.skipIf(!haveDcmtk)('gateway killed with SIGKILL (power cut on the van)'
         '--dicom-port',
         String(port),
         '--status-port',
-        String(await freePort()),
+        String((statusPort = await freePort())),
         '--min-free-mb',
         '1',
         '--data',
         join(dir, 'gateway'),
       ],
-      { env: { ...process.env, SCREENING_HUB_TOKEN: 'offline-test' }, stdio: 'ignore' },
+      { stdio: 'ignore' },
     );
-    for (let i = 0; i < 100 && (await echoscu(port)) !== 0; i++) await new Promise((r) => setTimeout(r, 100));
+    // Up when both its DICOM port and its trailer page answer (the page is on a new port each start).
+    const pageUp = () =>
+      fetch(`http://127.0.0.1:${statusPort}/`).then(
+        () => true,
+        () => false,
+      );
+    for (let i = 0; i < 100 && ((await echoscu(port)) !== 0 || !(await pageUp())); i++)
+      await new Promise((r) => setTimeout(r, 100));
     return child;
   };
   const storescu = (file: string) =>
@@ -56,9 +74,29 @@ describe.skipIf(!haveDcmtk)('gateway killed with SIGKILL (power cut on the van)'
           .map((l) => JSON.parse(l) as ReceivedImage)
       : [];
 
+  const today = isoDateInLondon(new Date());
   beforeAll(async () => {
     dir = mkdtempSync(join(tmpdir(), 'crash-'));
     port = await freePort();
+    // Enrolled earlier, hub unreachable now (a lay-by with no signal), with today's worklist from the hub.
+    await offlineGatewayFolder(join(dir, 'gateway'), 'mobile-1', [
+      {
+        appointmentId: '00000000-0000-4000-8000-000000000077',
+        participantId: '00000000-0000-4000-9000-000000000077',
+        status: 'scheduled',
+        accessionNumber: 'SH00000077',
+        nhsNumber: '9990000077',
+        givenName: 'Petra',
+        familyName: 'Powercut',
+        dateOfBirth: '1961-03-27',
+        sex: 'female',
+        clinicDate: today,
+        startTime: '09:00',
+        stationAeTitle: 'MOBILE1',
+        locationName: 'Tesco car park',
+        adjustments: [],
+      },
+    ]);
   });
   afterAll(() => {
     gateway?.kill('SIGKILL');
@@ -71,7 +109,7 @@ describe.skipIf(!haveDcmtk)('gateway killed with SIGKILL (power cut on the van)'
       writeSyntheticMammogram(join(dir, `small${n}.dcm`), { sopInstanceUid: `2.25.880${n}`, side: 128 });
       expect(await storescu(join(dir, `small${n}.dcm`))).toBe(0);
     }
-    gateway.kill('SIGKILL'); // right after three acknowledgements
+    await kill9(gateway); // right after three acknowledgements
 
     gateway = await start();
     // A 27 MB image (the size of one 2D view), killed while it is arriving: never acknowledged.
@@ -79,7 +117,7 @@ describe.skipIf(!haveDcmtk)('gateway killed with SIGKILL (power cut on the van)'
     const sending = storescu(join(dir, 'big.dcm'));
     for (let i = 0; i < 200 && readdirSync(join(dir, 'gateway', 'incoming')).length === 0; i++)
       await new Promise((r) => setTimeout(r, 10));
-    gateway.kill('SIGKILL');
+    await kill9(gateway);
     expect(await sending).not.toBe(0);
 
     gateway = await start();
@@ -96,5 +134,37 @@ describe.skipIf(!haveDcmtk)('gateway killed with SIGKILL (power cut on the van)'
     expect(readdirSync(join(dir, 'gateway', 'incoming'))).toEqual([]);
     // And it goes on receiving.
     expect(await storescu(join(dir, 'small1.dcm').replace('small1', 'small2'))).toBe(0);
+  });
+
+  it('keeps a change made on the trailer page across kill -9 right after it was saved', async () => {
+    await kill9(gateway);
+    gateway = await start();
+    const page = `http://127.0.0.1:${statusPort}`;
+    const home = await (await fetch(page)).text();
+    expect(home).toContain('POWERCUT, Petra');
+    const csrf = /name="csrf" value="([0-9a-f]+)"/.exec(home)![1]!;
+    const post = (path: string, form: Record<string, string>, cookie = '') =>
+      fetch(`${page}${path}`, {
+        method: 'POST',
+        redirect: 'manual',
+        headers: { 'content-type': 'application/x-www-form-urlencoded', cookie },
+        body: new URLSearchParams({ csrf, ...form }),
+      });
+    const named = await post('/name', { madeBy: 'Morgan Mammographer' });
+    expect(named.status).toBe(303);
+    const cookie = named.headers.get('set-cookie')!.split(';')[0]!;
+    const saved = await post(
+      '/attendance',
+      { appointment: '00000000-0000-4000-8000-000000000077', status: 'checked_in' },
+      cookie,
+    );
+    expect(saved.status).toBe(303);
+    await kill9(gateway); // the moment the page said it was saved
+
+    gateway = await start();
+    const after = await (await fetch(`http://127.0.0.1:${statusPort}/`)).text();
+    expect(after).toContain('1 waiting to be sent to the hub');
+    expect(after).toContain('Morgan Mammographer');
+    expect(after).toMatch(/Offline/);
   });
 });

@@ -5,6 +5,8 @@ import { echoscu, findscuWorklist, freePort, haveDcmtk } from '../support/dcmtk.
 
 const entry = (n: number, overrides: Partial<WorklistEntry> = {}): WorklistEntry => ({
   appointmentId: `00000000-0000-4000-8000-00000000000${n}`,
+  participantId: `00000000-0000-4000-9000-00000000000${n}`,
+  status: 'scheduled',
   accessionNumber: `SH0000000${n}`,
   nhsNumber: ['9990000018', '9990000026', '9990000034', '9990000042'][n - 1]!,
   givenName: ['Ada', 'Grace', 'Mary', 'Jane'][n - 1]!,

@@ -210,37 +210,6 @@ describe('hub JSON and FHIR API', () => {
     expect(missing.json().resourceType).toBe('OperationOutcome');
   });
 
-  it("serves a unit's worklist to its gateway: only that unit, a clear 404 for an unknown one, never without a token", async () => {
-    const onUnit = await addParticipant(database.db);
-    const atStatic = await addParticipant(database.db);
-    for (const [participantId, clinicId] of [
-      [onUnit.id, clinics.inaccessibleClinic],
-      [atStatic.id, clinics.accessibleClinic],
-    ]) {
-      const booked = await app.inject({
-        method: 'POST',
-        url: '/api/v1/appointments',
-        headers: auth(admin),
-        payload: { participantId, clinicId },
-      });
-      expect(booked.statusCode).toBe(201);
-    }
-    const url = '/api/v1/units/mobile-1/worklist?from=2026-11-23&to=2026-11-30';
-    expect((await app.inject({ method: 'GET', url })).statusCode).toBe(401);
-    const worklist = await app.inject({ method: 'GET', url, headers: auth(admin) });
-    expect(worklist.statusCode).toBe(200);
-    const numbers = worklist.json().entries.map((e: { nhsNumber: string }) => e.nhsNumber);
-    expect(numbers).toContain(onUnit.nhs_number);
-    expect(numbers).not.toContain(atStatic.nhs_number);
-    const unknown = await app.inject({
-      method: 'GET',
-      url: '/api/v1/units/mobile-9/worklist?from=2026-11-23&to=2026-11-30',
-      headers: auth(admin),
-    });
-    expect(unknown.statusCode).toBe(404);
-    expect(unknown.json().message).toBe('No site or mobile unit mobile-9');
-  });
-
   it('publishes OpenAPI documentation at /docs', async () => {
     const spec = await app.inject({ method: 'GET', url: '/docs/json' });
     expect(spec.statusCode).toBe(200);

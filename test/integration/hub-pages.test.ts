@@ -2,16 +2,25 @@ import type { FastifyInstance } from 'fastify';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { formatNhsNumber } from '../../src/pathway/nhs-number.js';
 import { freshDatabase } from '../support/database.js';
-import { addItem, addParticipant, newClinics, smallOffice, type Clinics } from '../support/fixtures.js';
+import {
+  addItem,
+  addParticipant,
+  newClinics,
+  smallOffice,
+  TODAY,
+  type Clinics,
+  type Office,
+} from '../support/fixtures.js';
 import { PageClient, testHub } from '../support/hub-client.js';
 
 describe('hub pages', () => {
   let database: Awaited<ReturnType<typeof freshDatabase>>;
   let app: FastifyInstance;
   let clinics: Clinics;
+  let office: Office;
   beforeAll(async () => {
     database = await freshDatabase('pglite');
-    await smallOffice(database.db);
+    office = await smallOffice(database.db);
     clinics = await newClinics(database.db);
     app = await testHub(database.db);
   });
@@ -254,5 +263,93 @@ describe('hub pages', () => {
     const support = new PageClient(app);
     await support.signIn('support');
     expect((await support.get('/participants')).statusCode).toBe(403);
+  });
+
+  it('lets support enrol and revoke gateways, shows the code once, and lets admins settle data conflicts', async () => {
+    const support = new PageClient(app);
+    await support.signIn('support');
+    const list = await support.get('/support/gateways');
+    expect(list.statusCode).toBe(200);
+    expect(list.body).toMatch(/Hub authority fingerprint \(SHA-256\)/);
+    expect((await support.post('/support/gateways', { siteId: 'nowhere' })).body).toContain(
+      'Choose the mobile unit or site the gateway is for',
+    );
+    const added = await support.post('/support/gateways', { siteId: 'mobile-1' });
+    expect(added.statusCode).toBe(200);
+    const code = /<code class="sh-code">([A-Z0-9-]+)<\/code>/.exec(added.body)?.[1];
+    expect(code).toMatch(/^[A-Z0-9]{4}-[A-Z0-9]{4}-[A-Z0-9]{4}$/);
+    expect(added.body).toContain(`--enrol ${code}`);
+    const listed = await support.get('/support/gateways');
+    expect(listed.body).toContain('Waiting to enrol');
+    expect(listed.body).not.toContain(code);
+    const id = /action="\/support\/gateways\/([0-9a-f-]+)\/revoke"/.exec(listed.body)![1]!;
+    expect((await support.post(`/support/gateways/${id}/revoke`, { reason: '' })).body).toContain(
+      'Give a reason for revoking the gateway',
+    );
+    const revoked = await support.post(`/support/gateways/${id}/revoke`, { reason: 'Set up by mistake' });
+    expect(revoked.statusCode).toBe(303);
+    expect((await support.get('/support/gateways')).body).toContain('Set up by mistake');
+    expect((await support.get('/conflicts')).statusCode).toBe(403);
+
+    // A trailer's correction that crossed one made at the hub, settled by an admin in the trailer's favour.
+    const { createGatewayKey } = await import('../../src/tls/certificates.js');
+    const { addGateway, enrolGateway, gatewayByCertificate } = await import('../../src/store/gateways.js');
+    const { applyGatewayChange } = await import('../../src/store/gateway-changes.js');
+    const { code: enrolCode } = await addGateway(database.db, 'mobile-1', office.actor);
+    const enrolled = await enrolGateway(database.db, enrolCode, (await createGatewayKey()).requestPem, null);
+    const { X509Certificate } = await import('node:crypto');
+    const gateway = (await gatewayByCertificate(
+      database.db,
+      new X509Certificate(enrolled.certificatePem).serialNumber,
+    ))!;
+    const p = await addParticipant(database.db, { given_name: 'Connie', family_name: 'Flict' });
+    const { bookAppointment } = await import('../../src/store/clinics.js');
+    const appointmentId = await bookAppointment(
+      database.db,
+      { participantId: p.id, clinicId: clinics.inaccessibleClinic },
+      office.actor,
+      TODAY,
+    );
+    await database.db
+      .updateTable('participant')
+      .set({ family_name: 'Flicker', version: 2 })
+      .where('id', '=', p.id)
+      .execute();
+    const outcome = await applyGatewayChange(
+      database.db,
+      gateway,
+      {
+        id: '5d0c1f5e-0000-4000-8000-000000000001',
+        kind: 'demographics',
+        appointmentId,
+        participantId: p.id,
+        madeAt: new Date().toISOString(),
+        madeBy: 'Morgan',
+        fields: { family_name: { seen: 'Flict', value: 'Flick' } },
+      },
+      null,
+      TODAY,
+    );
+    expect(outcome.outcome).toBe('conflict');
+    const admin = new PageClient(app);
+    await admin.signIn('admin');
+    const conflicts = await admin.get('/conflicts');
+    expect(conflicts.statusCode).toBe(200);
+    expect(conflicts.body).toContain('Connie FLICKER');
+    expect(conflicts.body).toContain('Flick');
+    const conflictId = /action="\/conflicts\/([0-9a-f-]+)"/.exec(conflicts.body)![1]!;
+    const stale = await admin.post(`/conflicts/${conflictId}`, { resolution: 'applied_trailer', version: '7' });
+    expect(stale.statusCode).toBe(409);
+    const settled = await admin.post(`/conflicts/${conflictId}`, { resolution: 'applied_trailer', version: '1' });
+    expect(settled.statusCode).toBe(303);
+    const after = await database.db
+      .selectFrom('participant')
+      .select('family_name')
+      .where('id', '=', p.id)
+      .executeTakeFirstOrThrow();
+    expect(after.family_name).toBe('Flick');
+    const page = await admin.get('/conflicts');
+    expect(page.body).toContain('There are no open data conflicts');
+    expect(page.body).toMatch(/Trailer(&#39;|')s record used by Alex Admin/);
   });
 });

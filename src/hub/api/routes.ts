@@ -30,7 +30,6 @@ import {
   type SearchQuery,
 } from '../../store/participants.js';
 import { addItem } from '../../store/record-items.js';
-import { unitWorklist } from '../../store/worklist.js';
 import { actorOf, apiNeeds } from '../auth.js';
 import { isoDateField, nhsNumberField } from '../forms.js';
 import { fhirAppointment, fhirPatient, NHS_NUMBER_SYSTEM, searchsetBundle } from './fhir-resources.js';
@@ -315,34 +314,6 @@ export async function registerApi(app: FastifyInstance, db: Db): Promise<void> {
           app.today(),
         );
         return reply.code(201).send({ id });
-      },
-    );
-
-    r.get(
-      '/api/v1/units/:unitId/worklist',
-      {
-        preHandler: apiNeeds('participant.view'),
-        schema: {
-          tags: ['gateway'],
-          summary: "A site's or mobile unit's worklist: its live appointments between two dates, for its gateway",
-          security: bearer,
-          params: z.object({ unitId: z.string().min(1).max(40) }),
-          querystring: z.object({ from: isoDateField('from'), to: isoDateField('to') }),
-        },
-      },
-      async (request, reply) => {
-        const { unitId } = request.params;
-        const { from, to } = request.query;
-        const unit = await db.selectFrom('site').select('id').where('id', '=', unitId).executeTakeFirst();
-        if (!unit) return reply.code(404).send({ error: 'not_found', message: `No site or mobile unit ${unitId}` });
-        const entries = await unitWorklist(db, unitId, from, to);
-        await recordAudit(db, actorOf(request), {
-          action: 'worklist.export',
-          entityType: 'site',
-          entityId: unitId,
-          detail: { from, to, entries: entries.length },
-        });
-        return { unitId, fetchedAt: new Date().toISOString(), entries };
       },
     );
 

@@ -120,6 +120,8 @@ describe('worklist items', () => {
   it('maps an appointment to an MG worklist item with the NHS number as Patient ID', () => {
     const dicom = worklistItem({
       appointmentId: '123e4567-e89b-42d3-a456-426614174000',
+      participantId: '123e4567-e89b-42d3-a456-426614174001',
+      status: 'scheduled',
       accessionNumber: 'SH00000042',
       nhsNumber: '9990000018',
       givenName: 'Ada',

@@ -7,6 +7,8 @@ import { WorklistCopy } from '../../../src/gateway/worklist-copy.js';
 
 const entry = (clinicDate: string, nhsNumber: string): WorklistEntry => ({
   appointmentId: '00000000-0000-4000-8000-000000000001',
+  participantId: '00000000-0000-4000-9000-000000000001',
+  status: 'scheduled',
   accessionNumber: 'SH00000001',
   nhsNumber,
   givenName: 'Ada',

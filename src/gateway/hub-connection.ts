@@ -1,0 +1,155 @@
+import { Agent, request, type RequestOptions } from 'node:https';
+import type { IncomingMessage } from 'node:http';
+import type { GatewayIdentity } from './identity.js';
+
+export class HubError extends Error {
+  constructor(
+    readonly status: number,
+    message: string,
+  ) {
+    super(message);
+  }
+}
+
+/** The hub's refusal, with its JSON message when it sent one. */
+function refusal(status: number, text: string): HubError {
+  let message = text.slice(0, 300);
+  try {
+    message = (JSON.parse(text) as { message?: string }).message ?? message;
+  } catch {
+    // not JSON: keep the text
+  }
+  return new HubError(status, `hub answered HTTP ${status}: ${message}`);
+}
+
+export interface EventStream {
+  close(): void;
+}
+
+/**
+ * The gateway's only way to the hub: HTTPS with its client certificate, trusting only the hub's gateway
+ * authority (mutual TLS). Keeps connections alive across requests; a dropped link fails the request in hand.
+ */
+export class HubConnection {
+  private readonly agent: Agent;
+
+  constructor(
+    readonly hubUrl: string,
+    identity: GatewayIdentity,
+    private readonly timeoutMs = 15_000,
+  ) {
+    this.agent = new Agent({
+      keepAlive: true,
+      ca: identity.authorityPem,
+      cert: identity.certificatePem,
+      key: identity.privateKeyPem,
+      maxSockets: 4,
+    });
+  }
+
+  private open(method: 'GET' | 'POST', path: string, body?: unknown): Promise<IncomingMessage> {
+    return new Promise((resolve, reject) => {
+      const payload = body === undefined ? undefined : Buffer.from(JSON.stringify(body));
+      const options: RequestOptions = {
+        method,
+        agent: this.agent,
+        headers: {
+          accept: 'application/json, text/event-stream',
+          ...(payload ? { 'content-type': 'application/json', 'content-length': payload.length } : {}),
+        },
+      };
+      const req = request(new URL(path, this.hubUrl), options, resolve);
+      req.setTimeout(this.timeoutMs, () =>
+        req.destroy(new Error(`no answer from the hub in ${this.timeoutMs / 1000} s`)),
+      );
+      req.on('error', reject);
+      req.end(payload);
+    });
+  }
+
+  private async json<T>(method: 'GET' | 'POST', path: string, body?: unknown): Promise<T> {
+    const response = await this.open(method, path, body);
+    const chunks: Buffer[] = [];
+    for await (const chunk of response) chunks.push(chunk as Buffer);
+    const text = Buffer.concat(chunks).toString('utf8');
+    if ((response.statusCode ?? 0) >= 300) {
+      throw refusal(response.statusCode ?? 0, text);
+    }
+    return JSON.parse(text) as T;
+  }
+
+  get<T>(path: string): Promise<T> {
+    return this.json('GET', path);
+  }
+
+  post<T>(path: string, body: unknown): Promise<T> {
+    return this.json('POST', path, body);
+  }
+
+  /**
+   * Server-sent events from the hub. `onEvent` gets each event's name and data; `onEnd` is called once, when the
+   * stream ends for any reason (hub gone, link dropped, `close()`, or no byte for `silenceMs`).
+   */
+  events(
+    path: string,
+    onEvent: (name: string, data: string) => void,
+    onEnd: (error: Error) => void,
+    silenceMs = 45_000,
+  ): EventStream {
+    let ended = false;
+    let response: IncomingMessage | undefined;
+    let watchdog: NodeJS.Timeout | undefined;
+    const end = (error: Error) => {
+      if (ended) return;
+      ended = true;
+      if (watchdog) clearTimeout(watchdog);
+      response?.destroy();
+      onEnd(error);
+    };
+    const alive = () => {
+      if (watchdog) clearTimeout(watchdog);
+      watchdog = setTimeout(() => end(new Error(`nothing from the hub for ${silenceMs / 1000} s`)), silenceMs);
+    };
+    alive();
+    this.open('GET', path)
+      .then((res) => {
+        response = res;
+        if (ended) return res.destroy();
+        if (res.statusCode !== 200) {
+          const chunks: Buffer[] = [];
+          res.on('data', (c: Buffer) => chunks.push(c));
+          res.on('end', () => {
+            end(refusal(res.statusCode ?? 0, Buffer.concat(chunks).toString('utf8')));
+          });
+          return;
+        }
+        res.setEncoding('utf8');
+        let buffer = '';
+        res.on('data', (text: string) => {
+          alive();
+          buffer += text;
+          let blank: number;
+          while ((blank = buffer.indexOf('\n\n')) >= 0) {
+            const block = buffer.slice(0, blank);
+            buffer = buffer.slice(blank + 2);
+            let name = 'message';
+            const data: string[] = [];
+            for (const line of block.split('\n')) {
+              if (line.startsWith('event:')) name = line.slice(6).trim();
+              else if (line.startsWith('data:')) data.push(line.slice(5).trimStart());
+            }
+            if (data.length > 0) onEvent(name, data.join('\n'));
+          }
+        });
+        res.on('end', () => end(new Error('the hub ended the push stream')));
+        res.on('error', (error) => end(error));
+        res.on('close', () => end(new Error('the push stream closed')));
+      })
+      .catch((error: Error) => end(error));
+    return { close: () => end(new Error('closed')) };
+  }
+
+  close(): void {
+    this.agent.destroy();
+  }
+}

@@ -1,0 +1,195 @@
+import { hostname } from 'node:os';
+import type { TLSSocket } from 'node:tls';
+import Fastify, { type FastifyInstance, type FastifyReply, type FastifyRequest } from 'fastify';
+import { serializerCompiler, validatorCompiler, type ZodTypeProvider } from 'fastify-type-provider-zod';
+import { z } from 'zod';
+import { changeBatchSchema } from '../protocol/gateway-changes.js';
+import { recordAudit } from '../store/audit.js';
+import type { Database } from '../store/database.js';
+import { applyGatewayChange } from '../store/gateway-changes.js';
+import {
+  EnrolmentRefused,
+  enrolGateway,
+  gatewayActor,
+  gatewayAuthority,
+  gatewayByCertificate,
+  recordGatewayContact,
+  type EnrolledGateway,
+} from '../store/gateways.js';
+import { unitWorklist } from '../store/worklist.js';
+import { issueServerCertificate } from '../tls/certificates.js';
+import { isoDateField } from './forms.js';
+import { GatewayPush } from './gateway-push.js';
+
+export interface GatewayListenerOptions {
+  database: Database;
+  port: number;
+  host: string;
+  /** Names gateways reach the hub by: they go in the listener's certificate (default localhost and this host). */
+  hostnames?: string[];
+  today: () => string;
+  /** Heartbeat on push streams, so a dead link is noticed at both ends (default 15 s). */
+  heartbeatMs?: number;
+}
+
+declare module 'fastify' {
+  interface FastifyRequest {
+    gateway?: EnrolledGateway;
+  }
+}
+
+const CONTACT_EVERY_MS = 30_000;
+
+/**
+ * The hub's listener for gateways (ADR 0006): HTTPS on its own port, where every route but enrolment needs a
+ * client certificate issued by the hub's gateway authority and not revoked. The worklist, its push stream and
+ * the changes from the trailer are here; staff pages and the staff API are not.
+ */
+export async function startGatewayListener(options: GatewayListenerOptions) {
+  const db = options.database.db;
+  const authority = await gatewayAuthority(db);
+  const hostnames = options.hostnames ?? ['localhost', '127.0.0.1', hostname()];
+  const server = await issueServerCertificate(authority, hostnames);
+  const push = new GatewayPush(options.database, options.today);
+  await push.start();
+  const app = Fastify({
+    https: {
+      key: server.privateKeyPem,
+      cert: server.certificatePem,
+      ca: [authority.certificatePem],
+      requestCert: true,
+      // Enrolment comes without a certificate; every other route checks the socket's verdict (requireGateway).
+      rejectUnauthorized: false,
+      minVersion: 'TLSv1.2',
+    },
+    logger: false,
+    // Push streams are held open by design: closing the listener ends them rather than waiting for gateways.
+    forceCloseConnections: true,
+    bodyLimit: 5 * 1024 * 1024,
+  });
+  app.setValidatorCompiler(validatorCompiler);
+  app.setSerializerCompiler(serializerCompiler);
+  const r = app.withTypeProvider<ZodTypeProvider>();
+  const lastContact = new Map<string, number>();
+
+  const refuse = (reply: FastifyReply, status: number, message: string) =>
+    reply.code(status).send({ error: status === 401 ? 'unauthorised' : 'forbidden', message });
+
+  async function requireGateway(request: FastifyRequest, reply: FastifyReply) {
+    const socket = request.raw.socket as TLSSocket;
+    const serial = socket.authorized ? socket.getPeerCertificate().serialNumber : undefined;
+    if (!serial) return refuse(reply, 401, 'A client certificate from this hub is needed: enrol the gateway first');
+    const gateway = await gatewayByCertificate(db, serial);
+    if (!gateway) return refuse(reply, 403, 'This certificate does not belong to a gateway of this hub');
+    if (gateway.status !== 'enrolled')
+      return refuse(reply, 403, 'This gateway has been revoked by the support team: enrol it again to reconnect');
+    request.gateway = gateway;
+    const now = Date.now();
+    if (now - (lastContact.get(gateway.id) ?? 0) > CONTACT_EVERY_MS) {
+      lastContact.set(gateway.id, now);
+      await recordGatewayContact(db, gateway.id, request.ip);
+    }
+  }
+
+  app.setErrorHandler(async (error, _request, reply) => {
+    const status = (error as { statusCode?: number }).statusCode ?? 500;
+    return reply.code(status).send({
+      error: status === 400 ? 'invalid' : 'error',
+      message: status >= 500 ? 'The hub could not do that just now: try again' : (error as Error).message,
+    });
+  });
+
+  app.get('/gateway/v1/authority', async (_request, reply) =>
+    reply.type('application/x-pem-file').send(authority.certificatePem),
+  );
+
+  r.post(
+    '/gateway/v1/enrol',
+    {
+      schema: {
+        body: z.object({ code: z.string().trim().min(12).max(20), certificateRequest: z.string().max(10_000) }),
+      },
+    },
+    async (request, reply) => {
+      try {
+        const enrolled = await enrolGateway(db, request.body.code, request.body.certificateRequest, request.ip);
+        return reply.code(201).send(enrolled);
+      } catch (error) {
+        if (error instanceof EnrolmentRefused) return refuse(reply, 403, error.message);
+        throw error;
+      }
+    },
+  );
+
+  r.get(
+    '/gateway/v1/worklist',
+    {
+      preHandler: requireGateway,
+      schema: { querystring: z.object({ from: isoDateField('from'), to: isoDateField('to') }) },
+    },
+    async (request) => {
+      const gateway = request.gateway!;
+      const { from, to } = request.query;
+      const entries = await unitWorklist(db, gateway.unitId, from, to);
+      await recordAudit(db, gatewayActor(gateway.unitId, request.ip), {
+        action: 'worklist.export',
+        entityType: 'site',
+        entityId: gateway.unitId,
+        detail: { from, to, entries: entries.length, gatewayId: gateway.id },
+      });
+      return { unitId: gateway.unitId, fetchedAt: new Date().toISOString(), entries };
+    },
+  );
+
+  // Server-sent events: "worklist" when the unit's worklist may have changed; the gateway then asks for it.
+  app.get('/gateway/v1/events', { preHandler: requireGateway }, (request, reply) => {
+    const gateway = request.gateway!;
+    reply.hijack();
+    const out = reply.raw;
+    out.writeHead(200, {
+      'content-type': 'text/event-stream',
+      'cache-control': 'no-store',
+      connection: 'keep-alive',
+    });
+    out.write(`event: hello\ndata: ${JSON.stringify({ unitId: gateway.unitId })}\n\n`);
+    const heartbeat = setInterval(() => out.write(': heartbeat\n\n'), options.heartbeatMs ?? 15_000);
+    const unsubscribe = push.subscribe(gateway.unitId, gateway.id, {
+      onWorklistChange: () => out.write(`event: worklist\ndata: {}\n\n`),
+      onRevoked: () => {
+        out.write(`event: revoked\ndata: {}\n\n`);
+        out.end();
+      },
+    });
+    const close = () => {
+      clearInterval(heartbeat);
+      unsubscribe();
+    };
+    out.on('close', close);
+    out.on('error', close);
+  });
+
+  r.post(
+    '/gateway/v1/changes',
+    { preHandler: requireGateway, schema: { body: changeBatchSchema } },
+    async (request) => {
+      const results = [];
+      // In the order made on the trailer: a check-in before the correction that followed it.
+      for (const change of request.body.changes)
+        results.push(await applyGatewayChange(db, request.gateway!, change, request.ip, options.today()));
+      return { results };
+    },
+  );
+
+  await app.listen({ port: options.port, host: options.host });
+  const address = app.server.address();
+  return {
+    app: app as unknown as FastifyInstance,
+    port: typeof address === 'object' && address ? address.port : options.port,
+    authorityPem: authority.certificatePem,
+    push,
+    async close() {
+      await push.stop();
+      await app.close();
+    },
+  };
+}

@@ -1,0 +1,351 @@
+import { movePath, procedureStepStatus, STATUS_LABELS, type AppointmentStatus } from '../pathway/appointment-status.js';
+import { DEMOGRAPHIC_FIELDS } from './participants.js';
+import type { ChangeOutcome, GatewayChange, TrailerField } from '../protocol/gateway-changes.js';
+import { recordAudit, type Actor } from './audit.js';
+import { changeStatusWithin } from './clinics.js';
+import type { Db } from './database.js';
+import { ConflictError, NotFoundError, RuleError, isUniqueViolation } from './errors.js';
+import { gatewayActor, type EnrolledGateway } from './gateways.js';
+import { correctDemographicsWithin } from './participants.js';
+
+type Outcome = Omit<ChangeOutcome, 'id'> & { conflict?: { summary: string; trailer: object; hub: object } };
+
+const time = (iso: string) =>
+  new Intl.DateTimeFormat('en-GB', { timeZone: 'Europe/London', timeStyle: 'short' }).format(new Date(iso));
+const label = (status: AppointmentStatus) => STATUS_LABELS[status].toLowerCase();
+
+/** Moves an appointment along the allowed path to a status, one recorded move at a time. */
+async function moveTo(
+  tx: Db,
+  appointment: { id: string; status: AppointmentStatus; version: number },
+  path: AppointmentStatus[],
+  reason: string | null,
+  actor: Actor,
+  today: string,
+): Promise<void> {
+  let version = appointment.version;
+  for (const to of path) {
+    await changeStatusWithin(
+      tx,
+      {
+        appointmentId: appointment.id,
+        expectedVersion: version,
+        to,
+        reason: to === path.at(-1) ? reason : null,
+        via: 'gateway',
+      },
+      actor,
+      today,
+    );
+    version += 1;
+  }
+}
+
+async function applyStatus(
+  tx: Db,
+  change: Extract<GatewayChange, { kind: 'attendance' | 'procedure_step' }>,
+  appointment: { id: string; status: AppointmentStatus; version: number },
+  actor: Actor,
+  today: string,
+): Promise<Outcome> {
+  const wanted =
+    change.kind === 'attendance'
+      ? { to: change.status as AppointmentStatus, reason: null }
+      : procedureStepStatus(change.step, change.imageCount, change.reason);
+  const what =
+    change.kind === 'attendance'
+      ? `Marked ${label(wanted.to)} on the trailer by ${change.madeBy} at ${time(change.madeAt)}`
+      : `The mammography machine reported ${label(wanted.to)} at ${time(change.madeAt)}`;
+  if (appointment.status === wanted.to) return { outcome: 'applied', message: 'Already recorded at the hub' };
+  // A check-in or DNA made on the trailer stands only if the hub still has what the trailer saw; the machine's
+  // report stands whenever the hub's status can lead to it (the machine saw her; the hub may lag behind).
+  const unchanged = change.kind !== 'attendance' || appointment.status === change.seenStatus;
+  const path = movePath(appointment.status, wanted.to);
+  if (unchanged && path) {
+    await moveTo(tx, appointment, path, wanted.reason, actor, today);
+    return { outcome: 'applied', message: what };
+  }
+  return {
+    outcome: 'conflict',
+    message: `${what}, but the hub has it as ${label(appointment.status)}`,
+    conflict: {
+      summary: `${what}, but the hub has it as ${label(appointment.status)}`,
+      trailer: { status: wanted.to, reason: wanted.reason },
+      hub: { status: appointment.status },
+    },
+  };
+}
+
+async function applyDemographics(
+  tx: Db,
+  change: Extract<GatewayChange, { kind: 'demographics' }>,
+  actor: Actor,
+  today: string,
+): Promise<Outcome> {
+  const participant = await tx
+    .selectFrom('participant')
+    .select(['id', 'version', 'given_name', 'family_name', 'date_of_birth'])
+    .where('id', '=', change.participantId)
+    .forUpdate()
+    .executeTakeFirst();
+  if (!participant) throw new NotFoundError('That participant does not exist');
+  const fields = Object.entries(change.fields) as [TrailerField, { seen: string; value: string }][];
+  const changedSince = fields.filter(([f, v]) => participant[f] !== v.seen && participant[f] !== v.value);
+  const names = fields.map(([f]) => DEMOGRAPHIC_FIELDS[f].toLowerCase()).join(', ');
+  if (changedSince.length > 0) {
+    const summary = `Corrected ${names} on the trailer by ${change.madeBy} at ${time(change.madeAt)}, but the hub changed ${changedSince.map(([f]) => DEMOGRAPHIC_FIELDS[f].toLowerCase()).join(', ')} since the trailer's copy`;
+    return {
+      outcome: 'conflict',
+      message: summary,
+      conflict: {
+        summary,
+        trailer: Object.fromEntries(fields.map(([f, v]) => [f, v.value])),
+        hub: Object.fromEntries(fields.map(([f]) => [f, participant[f]])),
+      },
+    };
+  }
+  await correctDemographicsWithin(
+    tx,
+    {
+      participantId: participant.id,
+      expectedVersion: participant.version,
+      changes: Object.fromEntries(fields.map(([f, v]) => [f, v.value])),
+      source: 'gateway',
+      sourceDate: today,
+      reason: `Corrected on the trailer by ${change.madeBy}`,
+    },
+    actor,
+  );
+  return { outcome: 'applied', message: `Corrected ${names}` };
+}
+
+/**
+ * Applies one change from a gateway, once: the change id is the key, and a resend gets the first outcome back.
+ * A change that disagrees with a newer one made at the hub is not applied over it: it raises a data conflict.
+ */
+export async function applyGatewayChange(
+  db: Db,
+  gateway: EnrolledGateway,
+  change: GatewayChange,
+  ip: string | null,
+  today: string,
+): Promise<ChangeOutcome> {
+  const earlier = await db
+    .selectFrom('gateway_change')
+    .select(['gateway_id', 'outcome', 'message'])
+    .where('id', '=', change.id)
+    .executeTakeFirst();
+  if (earlier) {
+    if (earlier.gateway_id !== gateway.id)
+      return { id: change.id, outcome: 'rejected', message: 'That change id was used by another gateway' };
+    return { id: change.id, outcome: earlier.outcome, message: earlier.message };
+  }
+  const actor = gatewayActor(gateway.unitId, ip, change.madeBy);
+  try {
+    return await db.transaction().execute(async (tx) => {
+      const appointment = await tx
+        .selectFrom('appointment as a')
+        .innerJoin('clinic as c', 'c.id', 'a.clinic_id')
+        .select(['a.id', 'a.status', 'a.version', 'a.participant_id', 'c.site_id'])
+        .where('a.id', '=', change.appointmentId)
+        .forUpdate()
+        .executeTakeFirst();
+      let result: Outcome;
+      if (!appointment || appointment.site_id !== gateway.unitId)
+        result = { outcome: 'rejected', message: 'That appointment is not booked at this unit' };
+      else if (change.kind === 'demographics' && change.participantId !== appointment.participant_id)
+        result = { outcome: 'rejected', message: 'That participant is not the one booked for the appointment' };
+      else if (change.kind === 'demographics') result = await applyDemographics(tx, change, actor, today);
+      else result = await applyStatus(tx, change, appointment, actor, today);
+      await tx
+        .insertInto('gateway_change')
+        .values({
+          id: change.id,
+          gateway_id: gateway.id,
+          kind: change.kind,
+          appointment_id: appointment ? appointment.id : null,
+          participant_id: appointment?.participant_id ?? null,
+          made_at: change.madeAt,
+          made_by: change.madeBy,
+          payload: JSON.stringify(change),
+          outcome: result.outcome,
+          message: result.message,
+        })
+        .execute();
+      if (result.conflict && appointment) {
+        await tx
+          .insertInto('data_conflict')
+          .values({
+            gateway_change_id: change.id,
+            participant_id: appointment.participant_id,
+            appointment_id: appointment.id,
+            summary: result.conflict.summary,
+            trailer: JSON.stringify(result.conflict.trailer),
+            hub: JSON.stringify(result.conflict.hub),
+          })
+          .execute();
+      }
+      await recordAudit(tx, actor, {
+        action: `gateway.change.${result.outcome}`,
+        entityType: 'appointment',
+        entityId: change.appointmentId,
+        participantId: appointment?.participant_id ?? null,
+        detail: { changeId: change.id, kind: change.kind, message: result.message },
+      });
+      return { id: change.id, outcome: result.outcome, message: result.message };
+    });
+  } catch (error) {
+    // The same change arriving twice at once: the second finds the first's row and gets its outcome.
+    if (isUniqueViolation(error)) return applyGatewayChange(db, gateway, change, ip, today);
+    if (error instanceof RuleError || error instanceof NotFoundError || error instanceof ConflictError)
+      return { id: change.id, outcome: 'rejected', message: error.message };
+    throw error;
+  }
+}
+
+export async function listConflicts(db: Db, status: 'open' | 'resolved') {
+  return db
+    .selectFrom('data_conflict as d')
+    .innerJoin('gateway_change as g', 'g.id', 'd.gateway_change_id')
+    .innerJoin('gateway as w', 'w.id', 'g.gateway_id')
+    .innerJoin('participant as p', 'p.id', 'd.participant_id')
+    .leftJoin('app_user as u', 'u.id', 'd.resolved_by')
+    .select([
+      'd.id',
+      'd.summary',
+      'd.trailer',
+      'd.hub',
+      'd.raised_at',
+      'd.status',
+      'd.resolution',
+      'd.resolved_at',
+      'd.version',
+      'd.appointment_id',
+      'g.kind',
+      'g.made_by',
+      'g.made_at',
+      'w.site_id as unit_id',
+      'p.id as participant_id',
+      'p.nhs_number',
+      'p.given_name',
+      'p.family_name',
+      'u.display_name as resolved_by_name',
+    ])
+    .where('d.status', '=', status)
+    .orderBy('d.raised_at', status === 'open' ? 'asc' : 'desc')
+    .limit(200)
+    .execute();
+}
+
+/**
+ * Settles a data conflict: keep what the hub has, or apply what the trailer recorded. Applying a status the
+ * pathway rules would not allow from the hub's status (say, screened on the trailer after the office cancelled)
+ * is recorded as a status event with the conflict as its reason: the trailer saw her.
+ */
+export async function resolveConflict(
+  db: Db,
+  conflictId: string,
+  expectedVersion: number,
+  resolution: 'kept_hub' | 'applied_trailer',
+  actor: Actor,
+  today: string,
+): Promise<void> {
+  await db.transaction().execute(async (tx) => {
+    const conflict = await tx
+      .selectFrom('data_conflict as d')
+      .innerJoin('gateway_change as g', 'g.id', 'd.gateway_change_id')
+      .select([
+        'd.id',
+        'd.status',
+        'd.version',
+        'd.participant_id',
+        'd.appointment_id',
+        'd.trailer',
+        'g.kind',
+        'g.made_by',
+      ])
+      .where('d.id', '=', conflictId)
+      .forUpdate()
+      .executeTakeFirst();
+    if (!conflict) throw new NotFoundError('That data conflict does not exist');
+    if (conflict.status !== 'open' || conflict.version !== expectedVersion)
+      throw new ConflictError('Someone else resolved this conflict after you opened it. Nothing was saved.');
+    if (resolution === 'applied_trailer') {
+      const trailer = conflict.trailer as Record<string, string | null>;
+      if (conflict.kind === 'demographics') {
+        const participant = await tx
+          .selectFrom('participant')
+          .select('version')
+          .where('id', '=', conflict.participant_id)
+          .executeTakeFirstOrThrow();
+        await correctDemographicsWithin(
+          tx,
+          {
+            participantId: conflict.participant_id,
+            expectedVersion: participant.version,
+            changes: trailer,
+            source: 'gateway',
+            sourceDate: today,
+            reason: `Data conflict resolved: corrected on the trailer by ${conflict.made_by}`,
+          },
+          actor,
+        );
+      } else if (conflict.appointment_id) {
+        await forceStatus(
+          tx,
+          conflict.appointment_id,
+          trailer.status as AppointmentStatus,
+          trailer.reason ?? null,
+          actor,
+          today,
+        );
+      }
+    }
+    await tx
+      .updateTable('data_conflict')
+      .set({
+        status: 'resolved',
+        resolution,
+        resolved_by: actor.userId,
+        resolved_at: new Date(),
+        version: conflict.version + 1,
+      })
+      .where('id', '=', conflict.id)
+      .execute();
+    await recordAudit(tx, actor, {
+      action: 'conflict.resolve',
+      entityType: 'data_conflict',
+      entityId: conflict.id,
+      participantId: conflict.participant_id,
+      detail: { resolution },
+    });
+  });
+}
+
+async function forceStatus(
+  tx: Db,
+  appointmentId: string,
+  to: AppointmentStatus,
+  reason: string | null,
+  actor: Actor,
+  today: string,
+) {
+  const { version } = await tx
+    .selectFrom('appointment')
+    .select('version')
+    .where('id', '=', appointmentId)
+    .executeTakeFirstOrThrow();
+  await changeStatusWithin(
+    tx,
+    {
+      appointmentId,
+      expectedVersion: version,
+      to,
+      reason: `Data conflict resolved with the trailer's record${reason ? `: ${reason}` : ''}`,
+      via: 'gateway',
+      force: true,
+    },
+    actor,
+    today,
+  );
+}

@@ -1,0 +1,68 @@
+import { mkdirSync, mkdtempSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { enrol, type GatewayIdentity } from '../../src/gateway/identity.js';
+import { startGatewayListener } from '../../src/hub/gateway-listener.js';
+import type { Database } from '../../src/store/database.js';
+import { addGateway } from '../../src/store/gateways.js';
+import type { WorklistEntry } from '../../src/dicom/worklist-item.js';
+import { WorklistCopy } from '../../src/gateway/worklist-copy.js';
+import { createAuthority, createGatewayKey, fingerprint, issueGatewayCertificate } from '../../src/tls/certificates.js';
+import { TODAY } from './fixtures.js';
+import type { Actor } from '../../src/store/audit.js';
+
+/** The hub's gateway listener on a free port (or the port given, to restart it where gateways expect it). */
+export async function gatewayListener(database: Database, port = 0) {
+  return startGatewayListener({ database, port, host: '127.0.0.1', today: () => TODAY, heartbeatMs: 1000 });
+}
+
+/** A gateway registered on the hub for a unit and enrolled with its one-time code, in a fresh data folder. */
+export async function enrolledGateway(
+  database: Database,
+  hubUrl: string,
+  authorityPem: string,
+  unitId: string,
+  actor: Actor,
+): Promise<{ identity: GatewayIdentity; dataDir: string; gatewayId: string }> {
+  const { code, gatewayId } = await addGateway(database.db, unitId, actor);
+  const dataDir = mkdtempSync(join(tmpdir(), 'gateway-'));
+  const identity = await enrol({ hubUrl, code, authorityFingerprint: fingerprint(authorityPem), dataDir });
+  return { identity, dataDir, gatewayId };
+}
+
+/** Polls until `what` holds or `ms` pass; true if it held. */
+export async function until(what: () => Promise<boolean> | boolean, ms: number, everyMs = 100): Promise<boolean> {
+  const deadline = Date.now() + ms;
+  while (Date.now() < deadline) {
+    if (await what()) return true;
+    await new Promise((r) => setTimeout(r, everyMs));
+  }
+  return false;
+}
+
+/**
+ * A gateway data folder as enrolment leaves it (an identity from a throwaway authority), for tests that run the
+ * gateway with its hub unreachable; with `entries`, also a worklist copy as the hub last sent it.
+ */
+export async function offlineGatewayFolder(dataDir: string, unitId: string, entries: WorklistEntry[] = []) {
+  const authority = await createAuthority('Test authority');
+  const key = await createGatewayKey();
+  const issued = await issueGatewayCertificate(
+    authority,
+    key.requestPem,
+    '00000000-0000-4000-8000-00000000abcd',
+    unitId,
+  );
+  mkdirSync(dataDir, { recursive: true });
+  const identity: GatewayIdentity = {
+    gatewayId: '00000000-0000-4000-8000-00000000abcd',
+    unitId,
+    privateKeyPem: key.privateKeyPem,
+    certificatePem: issued.certificatePem,
+    authorityPem: authority.certificatePem,
+  };
+  writeFileSync(join(dataDir, 'identity.json'), JSON.stringify(identity));
+  const earliest = entries.map((e) => e.clinicDate).sort()[0];
+  if (earliest) new WorklistCopy(dataDir).replace({ unitId, fetchedAt: new Date().toISOString(), entries }, earliest);
+  return identity;
+}
