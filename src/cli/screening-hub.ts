@@ -1,4 +1,5 @@
 #!/usr/bin/env node
+import { hostname } from 'node:os';
 import { parseArgs } from 'node:util';
 import { join } from 'node:path';
 import { isoDateInLondon } from '../pathway/dates.js';
@@ -203,8 +204,18 @@ async function main(argv: string[]): Promise<void> {
   if (command === 'hub') {
     const database = await open(values.data);
     if (values.demo) await seedIfEmpty(database, participants, seed);
+    const gatewayPort = port(values['gateway-port'], '--gateway-port', true);
+    const gatewayNames = (values['gateway-names'] ?? '')
+      .split(',')
+      .map((n) => n.trim())
+      .filter(Boolean);
     const app = await buildHub({
       db: database.db,
+      ...(gatewayPort
+        ? {
+            gatewayAddress: `https://${gatewayNames[0] ?? (values.host === '127.0.0.1' ? 'localhost' : hostname())}:${gatewayPort}`,
+          }
+        : {}),
       secureCookies: process.env.SECURE_COOKIES ? process.env.SECURE_COOKIES === 'true' : !values.demo,
       logger: { level: process.env.LOG_LEVEL ?? 'warn' },
       ...(process.env.COOKIE_SECRET ? { cookieSecret: process.env.COOKIE_SECRET } : {}),
@@ -219,21 +230,13 @@ async function main(argv: string[]): Promise<void> {
     process.once('SIGINT', () => void shutdown());
     process.once('SIGTERM', () => void shutdown());
     const address = await app.listen({ port: Number(values.port), host: values.host });
-    const gatewayPort = port(values['gateway-port'], '--gateway-port', true);
     const gateways = gatewayPort
       ? await startGatewayListener({
           database,
           port: gatewayPort,
           host: values.host,
           today: () => isoDateInLondon(new Date()),
-          ...(values['gateway-names']
-            ? {
-                hostnames: values['gateway-names']
-                  .split(',')
-                  .map((n) => n.trim())
-                  .filter(Boolean),
-              }
-            : {}),
+          ...(gatewayNames.length ? { hostnames: gatewayNames } : {}),
         })
       : undefined;
     console.error(`Screening Hub is running at ${address.replace('127.0.0.1', 'localhost')}`);

@@ -15,7 +15,10 @@ import * as x509 from '@peculiar/x509';
  * certificate for the key the gateway made itself (its private key never leaves the box), and the hub's server
  * certificate for the gateway listener. ECDSA P-256 with SHA-256 throughout.
  */
-x509.cryptoProvider.set(webcrypto as unknown as Crypto);
+// Node's Web Crypto is the standard one; the cast bridges the DOM type the library names.
+x509.cryptoProvider.set(webcrypto as unknown as Parameters<typeof x509.cryptoProvider.set>[1]);
+type CryptoKey = webcrypto.CryptoKey;
+type CryptoKeyPair = webcrypto.CryptoKeyPair;
 const ALGORITHM = { name: 'ECDSA', namedCurve: 'P-256', hash: 'SHA-256' } as const;
 const DAY_MS = 24 * 60 * 60 * 1000;
 
