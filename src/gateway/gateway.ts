@@ -135,6 +135,7 @@ export function startGateway(options: GatewayOptions) {
     entries,
     changes: () => changes.all(),
     imagesFor: (entry) => images.countFor(entry.accessionNumber, entry.nhsNumber),
+    recentImages: () => images.recent(),
     markAttendance(appointmentId, status, madeBy) {
       const entry = find(appointmentId);
       if (status === 'did_not_attend' && entry.clinicDate > options.today())

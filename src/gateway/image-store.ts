@@ -58,6 +58,8 @@ export class ImageStore {
   /** SOP instance UIDs held, by accession number; and by Patient ID for images without an accession number. */
   private readonly byAccession = new Map<string, Set<string>>();
   private readonly unaccessionedByPatient = new Map<string, Set<string>>();
+  /** The latest images received, newest last (for the trailer page). */
+  private readonly latest: ReceivedImage[] = [];
 
   constructor(
     dataDir: string,
@@ -74,6 +76,8 @@ export class ImageStore {
     mkdirSync(this.incoming, { recursive: true, mode: 0o700 });
     for (const value of readLines(this.index).values) {
       const image = value as Partial<ReceivedImage> | null;
+      if (typeof image?.sopInstanceUid === 'string' && typeof image.receivedAt === 'string')
+        this.remember(image as ReceivedImage);
       if (typeof image?.sopInstanceUid === 'string')
         this.count({
           sopInstanceUid: image.sopInstanceUid,
@@ -102,7 +106,18 @@ export class ImageStore {
   record(image: ReceivedImage): ReceivedImage {
     appendLineDurably(this.index, image);
     this.count(image);
+    this.remember(image);
     return image;
+  }
+
+  /** The images received most recently, newest first. */
+  recent(limit = 50): ReceivedImage[] {
+    return this.latest.slice(-limit).reverse();
+  }
+
+  private remember(image: ReceivedImage): void {
+    this.latest.push(image);
+    if (this.latest.length > 500) this.latest.splice(0, this.latest.length - 500);
   }
 
   /**

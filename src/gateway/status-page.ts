@@ -8,6 +8,7 @@ import { STATUS_LABELS } from '../pathway/appointment-status.js';
 import { nhsukFrontendDir } from '../paths.js';
 import type { GatewayChange, TrailerField } from '../protocol/gateway-changes.js';
 import type { QueuedChange } from './change-queue.js';
+import type { ReceivedImage } from './image-store.js';
 import type { FeedState } from './hub-feed.js';
 import type { WorklistCopy } from './worklist-copy.js';
 
@@ -21,10 +22,18 @@ export interface TrailerDesk {
   entries(): WorklistEntry[];
   changes(): QueuedChange[];
   imagesFor(entry: WorklistEntry): number;
+  /** The latest images received, newest first. */
+  recentImages(): ReceivedImage[];
   /** Throws TrailerChangeRefused with a message for the page. */
   markAttendance(appointmentId: string, status: 'checked_in' | 'did_not_attend', madeBy: string): void;
   correctDetails(appointmentId: string, values: Partial<Record<TrailerField, string>>, madeBy: string): boolean;
 }
+
+const SOP_CLASS_NAMES: Record<string, string> = {
+  '1.2.840.10008.5.1.4.1.1.1.2': 'Mammogram (for presentation)',
+  '1.2.840.10008.5.1.4.1.1.1.2.1': 'Mammogram (for processing)',
+  '1.2.840.10008.5.1.4.1.1.13.1.3': 'Breast tomosynthesis',
+};
 
 const escape = (s: string) => s.replace(/[&<>"']/g, (c) => `&#${c.charCodeAt(0)};`);
 
@@ -113,6 +122,21 @@ export function renderStatus(
     )
     .join('');
   const pending = desk.changes().filter((q) => !q.outcome).length;
+  const imageRows = desk
+    .recentImages()
+    .slice(0, 20)
+    .map((image) => {
+      const entry = upcoming.find(
+        (e) =>
+          (image.accessionNumber && e.accessionNumber === image.accessionNumber) ||
+          (!image.accessionNumber && e.nhsNumber === image.patientId),
+      );
+      const matched = entry
+        ? `${who(entry)} <span class="nhsuk-body-s">(${escape(entry.startTime)})</span>`
+        : `<strong class="nhsuk-tag nhsuk-tag--orange">Not matched</strong> <span class="nhsuk-body-s">accession ${escape(image.accessionNumber || 'none')}, patient ID ${escape(image.patientId || 'none')}: not on this unit's worklist. Check the details on the machine.</span>`;
+      return `<tr class="nhsuk-table__row">${cell(escape(time(image.receivedAt)))}${cell(escape(SOP_CLASS_NAMES[image.sopClassUid] ?? image.sopClassUid))}${cell(`${Math.round(image.bytes / 1e6)} MB`)}${cell(matched)}</tr>`;
+    })
+    .join('');
   const banner = options.error
     ? `<div class="nhsuk-error-summary" aria-labelledby="error-title" role="alert" tabindex="-1"><h2 class="nhsuk-error-summary__title" id="error-title">There is a problem</h2><div class="nhsuk-error-summary__body"><p>${escape(options.error)}</p></div></div>`
     : options.saved
@@ -129,6 +153,7 @@ export function renderStatus(
 <h2>Today's worklist</h2><table class="nhsuk-table"><caption class="nhsuk-table__caption nhsuk-u-visually-hidden">Today's worklist</caption>
 <thead class="nhsuk-table__head"><tr>${header('Time')}${header('Participant')}${header('Status')}${header('Images')}${header('Actions')}</tr></thead>
 <tbody class="nhsuk-table__body">${rows || '<tr class="nhsuk-table__row"><td class="nhsuk-table__cell" colspan="5">No appointments today.</td></tr>'}</tbody></table>
+<h2>Images received</h2>${imageRows ? `<table class="nhsuk-table"><caption class="nhsuk-table__caption nhsuk-u-visually-hidden">Latest images received from the machine</caption><thead class="nhsuk-table__head"><tr>${header('When')}${header('Image')}${header('Size')}${header('Appointment')}</tr></thead><tbody class="nhsuk-table__body">${imageRows}</tbody></table>` : '<p>No images received yet.</p>'}
 <h2>Changes made on this unit</h2><p>${pending === 0 ? 'Nothing waiting to be sent.' : `${pending} waiting to be sent to the hub.`}</p>
 ${changes ? `<table class="nhsuk-table"><caption class="nhsuk-table__caption nhsuk-u-visually-hidden">Changes made on this unit</caption><thead class="nhsuk-table__head"><tr>${header('When')}${header('Change')}${header('By')}${header('At the hub')}</tr></thead><tbody class="nhsuk-table__body">${changes}</tbody></table>` : ''}
 <h2>Who is working</h2>${nameForm}`,

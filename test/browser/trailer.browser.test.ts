@@ -1,4 +1,7 @@
+import { execFile } from 'node:child_process';
 import { rmSync } from 'node:fs';
+import { join } from 'node:path';
+import { promisify } from 'node:util';
 import type { FastifyInstance } from 'fastify';
 import type { Browser } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -10,6 +13,9 @@ import { freePort } from '../support/dcmtk.js';
 import { addParticipant, newClinics, smallOffice, TODAY } from '../support/fixtures.js';
 import { enrolledGateway, gatewayListener, until } from '../support/gateway-hub.js';
 import { testHub } from '../support/hub-client.js';
+import { writeSyntheticMammogram } from '../support/mammogram.js';
+
+const run = promisify(execFile);
 
 describe.skipIf(!haveChromium)("the trailer's gateway page in Chromium", () => {
   let database: Awaited<ReturnType<typeof freshDatabase>>;
@@ -20,6 +26,7 @@ describe.skipIf(!haveChromium)("the trailer's gateway page in Chromium", () => {
   let dataDir: string;
   let page: string;
   let appointments: { checkIn: string; correct: string };
+  let dicomPort: number;
 
   beforeAll(async () => {
     database = await freshDatabase('pglite');
@@ -45,7 +52,7 @@ describe.skipIf(!haveChromium)("the trailer's gateway page in Chromium", () => {
       hubUrl,
       identity: enrolled.identity,
       dataDir,
-      dicomPort: await freePort(),
+      dicomPort: (dicomPort = await freePort()),
       aeTitle: 'SHGATEWAY',
       allowedCallingAeTitles: ['MOBILE1'],
       status: { port: statusPort, host: '127.0.0.1' },
@@ -112,8 +119,29 @@ describe.skipIf(!haveChromium)("the trailer's gateway page in Chromium", () => {
           ).length,
       )
       .toBe(1);
+    // Two images from the machine: one with Tessa's accession number, one with an accession nobody has here.
+    const { accession_number: accession } = await database.db
+      .selectFrom('appointment')
+      .select('accession_number')
+      .where('id', '=', appointments.checkIn)
+      .executeTakeFirstOrThrow();
+    for (const [uid, accessionNumber] of [
+      ['2.25.7701', accession],
+      ['2.25.7702', 'SH99999999'],
+    ] as const) {
+      const file = join(dataDir, `${uid}.dcm`);
+      writeSyntheticMammogram(file, { sopInstanceUid: uid, side: 64, accessionNumber });
+      await run('storescu', ['-aet', 'MOBILE1', '-aec', 'SHGATEWAY', '127.0.0.1', String(dicomPort), file]);
+    }
     await tab.reload();
     await expect.poll(() => tab.locator('.nhsuk-tag', { hasText: 'At the hub' }).count()).toBe(2);
+    expect(
+      await tab
+        .getByRole('row', { name: /TRAILER, Tessa/ })
+        .first()
+        .textContent(),
+    ).toContain('1 received');
+    expect(await tab.getByRole('row', { name: /Not matched/ }).textContent()).toContain('SH99999999');
     expect(await axeViolations(tab)).toEqual([]);
   });
 });

@@ -113,6 +113,17 @@ describe.skipIf(!haveDcmtk)('gateway and hub over mutual TLS', () => {
     expect(
       await getWithoutCertificate(`${hubUrl}/gateway/v1/worklist?from=${TODAY}&to=${TODAY}`, listener.authorityPem),
     ).toBe(401);
+    // A certificate from another authority (a box enrolled elsewhere, or forged) is not let in.
+    const { offlineGatewayFolder } = await import('../support/gateway-hub.js');
+    const foreign = await offlineGatewayFolder(
+      (await import('node:fs')).mkdtempSync('/tmp/gateway-foreign-'),
+      'mobile-1',
+    );
+    const { HubConnection } = await import('../../src/gateway/hub-connection.js');
+    const impostor = new HubConnection(hubUrl, { ...foreign, authorityPem: listener.authorityPem });
+    const refused = await impostor.get(`/gateway/v1/worklist?from=${TODAY}&to=${TODAY}`).catch((e: Error) => e.message);
+    impostor.close();
+    expect(refused).toMatch(/HTTP 401: A client certificate from this hub is needed/);
     const audit = await database.db
       .selectFrom('audit_event')
       .select('action')
