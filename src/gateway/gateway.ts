@@ -117,9 +117,11 @@ export function startGateway(options: GatewayOptions) {
     ...(options.resyncMs ? { resyncMs: options.resyncMs } : {}),
     log,
   });
-  // Changes refused by a dropped link are retried while there are any.
-  const retry = setInterval(() => {
+  // Changes refused by a dropped link are retried while there are any; a past clinic day leaves the copy even
+  // when the hub cannot be reached to send a new one.
+  const housekeeping = setInterval(() => {
     if (feed.state.online && changes.pending().length > 0) void sync();
+    copy.purgeBefore(options.today());
   }, 10_000);
 
   const find = (appointmentId: string) => {
@@ -179,7 +181,7 @@ export function startGateway(options: GatewayOptions) {
     desk,
     sync,
     close() {
-      clearInterval(retry);
+      clearInterval(housekeeping);
       feed.stop();
       scp.close();
       connection.close();

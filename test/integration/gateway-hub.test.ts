@@ -64,6 +64,20 @@ describe.skipIf(!haveDcmtk)('gateway and hub over mutual TLS', () => {
       log,
     });
 
+  /** A gateway for mobile-1, enrolled now and started on a free DICOM port. */
+  const enrolledAndRunning = async () => {
+    const { identity, dataDir, gatewayId } = await enrolledGateway(
+      database,
+      hubUrl,
+      listener.authorityPem,
+      'mobile-1',
+      office.actor,
+    );
+    dataDirs.push(dataDir);
+    const port = await freePort();
+    return { gateway: gatewayOn(identity, dataDir, port), port, identity, gatewayId };
+  };
+
   beforeAll(async () => {
     database = await freshDatabase('pglite');
     office = await smallOffice(database.db);
@@ -144,16 +158,7 @@ describe.skipIf(!haveDcmtk)('gateway and hub over mutual TLS', () => {
     await book(cara.id, clinics.inaccessibleClinic);
     await book(stella.id, clinics.accessibleClinic);
 
-    const { identity, dataDir } = await enrolledGateway(
-      database,
-      hubUrl,
-      listener.authorityPem,
-      'mobile-1',
-      office.actor,
-    );
-    dataDirs.push(dataDir);
-    const port = await freePort();
-    const gateway = gatewayOn(identity, dataDir, port);
+    const { gateway, port, identity } = await enrolledAndRunning();
     try {
       expect(await until(() => gateway.feed.state.online, 10_000)).toBe(true);
       const first = await ask(port);
@@ -265,15 +270,7 @@ describe.skipIf(!haveDcmtk)('gateway and hub over mutual TLS', () => {
   });
 
   it('is refused at once when revoked: its push stream closes and it says so', async () => {
-    const { identity, dataDir, gatewayId } = await enrolledGateway(
-      database,
-      hubUrl,
-      listener.authorityPem,
-      'mobile-1',
-      office.actor,
-    );
-    dataDirs.push(dataDir);
-    const gateway = gatewayOn(identity, dataDir, await freePort());
+    const { gateway, gatewayId } = await enrolledAndRunning();
     try {
       expect(await until(() => gateway.feed.state.online, 10_000)).toBe(true);
       await revokeGateway(database.db, gatewayId, 'Box stolen', office.actor);
@@ -294,16 +291,7 @@ describe.skipIf(!haveDcmtk)('gateway and hub over mutual TLS', () => {
       .select('accession_number')
       .where('id', '=', appointmentId)
       .executeTakeFirstOrThrow();
-    const { identity, dataDir } = await enrolledGateway(
-      database,
-      hubUrl,
-      listener.authorityPem,
-      'mobile-1',
-      office.actor,
-    );
-    dataDirs.push(dataDir);
-    const port = await freePort();
-    const gateway = gatewayOn(identity, dataDir, port);
+    const { gateway, port } = await enrolledAndRunning();
     const status = async () =>
       (
         await database.db
