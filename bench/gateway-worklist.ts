@@ -4,6 +4,10 @@
  * the same 200 items, both asked by DCMTK's findscu -W (so the times include starting findscu: compare the two
  * rows, and see `echoscu` for the floor). Each query is a whole association, as a mammography machine makes it.
  *
+ * What is the gateway's own: the same query from a raw-socket client in this process (it only frames PDUs and reads
+ * each response's status), timed from opening the connection to the final response, and the gateway's log of each
+ * query (`ms`: from the C-FIND request to the last response handed to the socket).
+ *
  *   npx tsx bench/gateway-worklist.ts [--queries 300] [--appointments 200]
  */
 import { spawn } from 'node:child_process';
@@ -15,6 +19,7 @@ import dcmjsDimse from 'dcmjs-dimse';
 import { worklistItem, type WorklistEntry } from '../src/dicom/worklist-item.js';
 import { startWorklistScp } from '../src/gateway/worklist-scp.js';
 import { freePort } from '../test/support/dcmtk.js';
+import { cFindRq, EXPLICIT_LE, IMPLICIT_LE, MWL_FIND, pData, RawPeer, releaseRq } from '../test/support/raw-dicom.js';
 
 const { values } = parseArgs({
   options: { queries: { type: 'string', default: '300' }, appointments: { type: 'string', default: '200' } },
@@ -91,18 +96,86 @@ async function measure(label: string, port: number, calledAe: string) {
     times.push(r.ms);
     responses = r.responses;
   }
-  times.sort((a, b) => a - b);
-  const at = (p: number) => times[Math.min(times.length - 1, Math.floor((p / 100) * times.length))]!.toFixed(1);
-  console.log(`| ${label} | ${QUERIES} | ${responses} | ${at(50)} | ${at(99)} |`);
+  row(label, times, responses);
 }
 
+function row(label: string, times: number[], responses: number | string) {
+  times.sort((a, b) => a - b);
+  const at = (p: number) => times[Math.min(times.length - 1, Math.floor((p / 100) * times.length))]!.toFixed(1);
+  console.log(`| ${label} | ${times.length} | ${responses} | ${at(50)} | ${at(99)} |`);
+}
+
+/** The query findscu sends above, as a raw peer sends it: Explicit VR Little Endian, as findscu negotiates. */
+const identifier = new Dataset(
+  {
+    AccessionNumber: '',
+    PatientName: '',
+    PatientID: '',
+    PatientBirthDate: '',
+    ScheduledProcedureStepSequence: [
+      {
+        Modality: 'MG',
+        ScheduledStationAETitle: '',
+        ScheduledProcedureStepStartDate: DAY.replaceAll('-', ''),
+        ScheduledProcedureStepStartTime: '',
+      },
+    ],
+  },
+  EXPLICIT_LE,
+).getDenaturalizedDataset();
+
+/** One association from the raw peer: connect, associate, C-FIND, read every response, release. */
+async function rawQuery(port: number): Promise<{ ms: number; responses: number }> {
+  const started = performance.now();
+  const peer = await RawPeer.open(port);
+  try {
+    const accepted = await peer.associate([
+      { id: 1, abstractSyntax: MWL_FIND, transferSyntaxes: [EXPLICIT_LE, IMPLICIT_LE] },
+    ]);
+    if (accepted.get(1)?.result !== 0) throw new Error('worklist presentation context not accepted');
+    void peer.send(
+      Buffer.concat([
+        pData(1, cFindRq(MWL_FIND), { command: true, last: true }),
+        pData(1, identifier, { command: false, last: true }),
+      ]),
+    );
+    let responses = 0;
+    for (let status = await peer.responseStatus(); status !== 0x0000; status = await peer.responseStatus()) {
+      if (status !== 0xff00) throw new Error(`C-FIND response status ${status}`);
+      responses++;
+    }
+    const ms = performance.now() - started;
+    await peer.send(releaseRq());
+    await peer.nextPdu();
+    return { ms, responses };
+  } finally {
+    peer.close();
+  }
+}
+
+async function measureRaw(label: string, port: number) {
+  for (let i = 0; i < 10; i++) await rawQuery(port);
+  const times: number[] = [];
+  let responses = 0;
+  for (let i = 0; i < QUERIES; i++) {
+    const r = await rawQuery(port);
+    times.push(r.ms);
+    responses = r.responses;
+  }
+  row(label, times, responses);
+}
+
+/** The `ms` of each worklist query the gateway logs. */
+let logged: number[] = [];
 const gatewayPort = await freePort();
 const scp = startWorklistScp({
   port: gatewayPort,
   aeTitle: 'SHGATEWAY',
   allowedCallingAeTitles: ['MAMMO1'],
   worklist: () => items,
-  log: () => undefined,
+  log: (_level, message, detail) => {
+    if (message.startsWith('Worklist query') && typeof detail?.ms === 'number') logged.push(detail.ms);
+  },
 });
 
 // wlmscpfs reads one file per worklist item from <dir>/<called AE title>/*.wl
@@ -135,6 +208,9 @@ console.log('| server | queries | responses each | p50 ms | p99 ms |');
 console.log('|---|---:|---:|---:|---:|');
 try {
   await measure('Screening Hub gateway (local copy, hub unreachable)', gatewayPort, 'SHGATEWAY');
+  logged = [];
+  await measureRaw('gateway, raw-socket peer in this process: connect to final response', gatewayPort);
+  row('gateway log `ms`: C-FIND request to last response handed to the socket', logged.slice(10), '');
   if (process.env.SKIP_WLMSCPFS !== '1') await measure('DCMTK wlmscpfs 3.6.7', dcmtkPort, 'WLMSCPFS');
 } finally {
   scp.close();

@@ -93,17 +93,35 @@ function inRange(value: string, range: string, vr: 'DA' | 'TM'): boolean {
   return (!from || value >= from) && (!to || value <= to);
 }
 
-function matchesValue(keyword: string, queryValue: DicomValue, entryValue: DicomValue): boolean {
+type Test = (entry: DicomItem) => boolean;
+
+/** The test of one matching key, its query value read once; undefined for universal matching. */
+function keyTest(keyword: string, queryValue: DicomValue): Test | undefined {
   const vr = VR[keyword] ?? 'text';
-  if (vr === 'SQ') return matchesSequence(queryValue, entryValue);
+  if (vr === 'SQ') {
+    const [queryItem] = itemsOf(queryValue);
+    if (!queryItem) return undefined; // an empty sequence is universal matching
+    const itemMatches = matcher(queryItem);
+    return (entry) => itemsOf(entry[keyword]).some(itemMatches);
+  }
   const query = trimmed(textOf(queryValue));
-  if (query === '' || /^\*+$/.test(query)) return true;
-  const value = trimmed(textOf(entryValue));
-  if (vr === 'DA' || vr === 'TM') return inRange(value, query, vr);
-  if (vr === 'UI') return query.split('\\').includes(value);
+  if (query === '' || /^\*+$/.test(query)) return undefined;
+  const valueOf = (entry: DicomItem) => trimmed(textOf(entry[keyword]));
+  if (vr === 'DA' || vr === 'TM') return (entry) => inRange(valueOf(entry), query, vr);
+  if (vr === 'UI') {
+    const uids = query.split('\\');
+    return (entry) => uids.includes(valueOf(entry));
+  }
   const caseInsensitive = vr === 'PN';
-  if (/[*?]/.test(query)) return wildcardRegExp(query, caseInsensitive ? 'is' : 's').test(value);
-  return caseInsensitive ? query.toUpperCase() === value.toUpperCase() : query === value;
+  if (/[*?]/.test(query)) {
+    const pattern = wildcardRegExp(query, caseInsensitive ? 'is' : 's');
+    return (entry) => pattern.test(valueOf(entry));
+  }
+  if (caseInsensitive) {
+    const upper = query.toUpperCase();
+    return (entry) => upper === valueOf(entry).toUpperCase();
+  }
+  return (entry) => query === valueOf(entry);
 }
 
 function itemsOf(value: DicomValue): DicomItem[] {
@@ -112,17 +130,23 @@ function itemsOf(value: DicomValue): DicomItem[] {
   return typeof value === 'object' && value !== null ? [value] : [];
 }
 
-function matchesSequence(queryValue: DicomValue, entryValue: DicomValue): boolean {
-  const [queryItem] = itemsOf(queryValue);
-  if (!queryItem) return true; // an empty sequence is universal matching
-  return itemsOf(entryValue).some((item) => matches(queryItem, item));
+/**
+ * matches(query, ·) with the query read once (its values trimmed, its wildcards made regular expressions), for
+ * testing one query against many entries.
+ */
+export function matcher(query: DicomItem): Test {
+  const tests: Test[] = [];
+  for (const [keyword, value] of Object.entries(query)) {
+    if (!MATCHING_KEYS.has(keyword)) continue;
+    const test = keyTest(keyword, value);
+    if (test) tests.push(test);
+  }
+  return (entry) => tests.every((test) => test(entry));
 }
 
 /** Whether an entry matches every matching key of the query. */
 export function matches(query: DicomItem, entry: DicomItem): boolean {
-  return Object.entries(query).every(
-    ([keyword, value]) => !MATCHING_KEYS.has(keyword) || matchesValue(keyword, value, entry[keyword]),
-  );
+  return matcher(query)(entry);
 }
 
 /** The response for one matching entry: the keys the query asked for, with the entry's values. */
@@ -141,7 +165,55 @@ export function responseFor(query: DicomItem, entry: DicomItem): DicomItem {
   return response;
 }
 
+/**
+ * What a response to the query is made of, apart from the entry's values: the return keys and, within each sequence
+ * key, the return keys of its items (null: the whole items). The same for two queries that ask for the same keys,
+ * whatever values they match on; a text, to use as a key.
+ */
+export function returnKeyShape(query: DicomItem): string {
+  return JSON.stringify(shapeOf(query));
+}
+
+type Shape = [keyword: string, items?: Shape | null][];
+
+function shapeOf(query: DicomItem): Shape {
+  const shape: Shape = [];
+  for (const [keyword, queryValue] of Object.entries(query)) {
+    if (keyword === 'QueryRetrieveLevel' || !isAttribute(keyword)) continue;
+    if (VR[keyword] === 'SQ') {
+      const [queryItem] = itemsOf(queryValue);
+      shape.push([keyword, queryItem ? shapeOf(queryItem) : null]);
+    } else {
+      shape.push([keyword]);
+    }
+  }
+  return shape.sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0));
+}
+
+/**
+ * Whether the response to the query keeps every item of the entry's sequences (responseFor drops the items that do
+ * not match the query's sequence item). When it does, the response depends only on the entry and the query's
+ * return keys (returnKeyShape), not on the values the query matches on.
+ */
+export function keepsEverySequenceItem(query: DicomItem, entry: DicomItem): boolean {
+  return sequenceItemsKept(query)(entry);
+}
+
+/** keepsEverySequenceItem(query, ·) with the query read once. */
+export function sequenceItemsKept(query: DicomItem): Test {
+  const tests: Test[] = [];
+  for (const [keyword, queryValue] of Object.entries(query)) {
+    if (keyword === 'QueryRetrieveLevel' || !isAttribute(keyword) || VR[keyword] !== 'SQ') continue;
+    const [queryItem] = itemsOf(queryValue);
+    if (!queryItem) continue;
+    const [itemMatches, itemKeeps] = [matcher(queryItem), sequenceItemsKept(queryItem)];
+    tests.push((entry) => itemsOf(entry[keyword]).every((item) => itemMatches(item) && itemKeeps(item)));
+  }
+  return (entry) => tests.every((test) => test(entry));
+}
+
 /** The C-FIND answer: one response per matching entry, in the worklist's order. */
 export function findWorklist(query: DicomItem, entries: readonly DicomItem[]): DicomItem[] {
-  return entries.filter((entry) => matches(query, entry)).map((entry) => responseFor(query, entry));
+  const matching = matcher(query);
+  return entries.filter(matching).map((entry) => responseFor(query, entry));
 }

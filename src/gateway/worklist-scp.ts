@@ -2,7 +2,7 @@ import type { Socket } from 'node:net';
 import { Writable } from 'node:stream';
 import dcmjsDimse from 'dcmjs-dimse';
 import { MPPS_SOP_CLASS } from '../dicom/performed-procedure-step.js';
-import { findWorklist, type DicomItem } from '../dicom/worklist-matching.js';
+import type { DicomItem } from '../dicom/worklist-matching.js';
 import {
   discardingStream,
   ImageRefused,
@@ -10,6 +10,7 @@ import {
   type IncomingImage,
   type ReceivedImage,
 } from './image-store.js';
+import { fragmentLength, messagePdus } from './p-data.js';
 import { closeConnection, guardIncomingPdus, PDU_LIMITS } from './pdu-guard.js';
 import {
   createProcedureStep,
@@ -18,6 +19,7 @@ import {
   type ProcedureStepService,
 } from './procedure-step-service.js';
 import type { ProcedureStepEvent, ProcedureStepStore } from './procedure-steps.js';
+import { SharedCommandDataset, WorklistResponses } from './worklist-responses.js';
 
 const { Dataset, Server, Scp } = dcmjsDimse;
 const { CEchoResponse, CFindResponse, CStoreResponse } = dcmjsDimse.responses;
@@ -39,7 +41,11 @@ export interface WorklistScpOptions {
   aeTitle: string;
   /** Modalities allowed to ask (calling AE titles); anyone else is refused with a log line. */
   allowedCallingAeTitles: readonly string[];
-  /** The unit's worklist as the gateway holds it now (its local copy: answers with the hub unreachable too). */
+  /**
+   * The unit's worklist as the gateway holds it now (its local copy: answers with the hub unreachable too). Give the
+   * same array for as long as the worklist is unchanged and a new one when it changes, never changing items in place:
+   * each item's response is encoded once per array (worklist-responses.ts).
+   */
   worklist: () => readonly DicomItem[];
   log: (level: 'info' | 'warn' | 'error', message: string, detail?: Record<string, unknown>) => void;
   /** Where images from the modality go (C-STORE SCP); without it, storage is not offered. */
@@ -71,7 +77,23 @@ const STORAGE_SYNTAXES = [
   '1.2.840.10008.1.2.4.57',
   '1.2.840.10008.1.2.4.90',
 ];
+/** What the gateway's scp uses of dcmjs-dimse's Network beyond its typings. */
+interface NetworkInternals {
+  socket: Socket;
+  datasetWriteOptions: Record<string, unknown>;
+  datasetNameMap: Record<string, unknown> | undefined;
+  statistics: dcmjsDimse.Statistics;
+  _sendPDataTF(command: dcmjsDimse.responses.Response, contextId: number, maxPduLength: number): void;
+}
+/**
+ * dcmjs-dimse's own writer of a DIMSE message's P-DATA-TF PDUs. C-FIND responses are framed by p-data.ts instead,
+ * byte for byte the same, in the version whose framing it copies; anything else is left to this.
+ */
+const librarySendPDataTF = (Scp.prototype as unknown as Partial<NetworkInternals>)._sendPDataTF;
+const FRAMES_C_FIND = dcmjsDimse.version === '0.3.3' && typeof librarySendPDataTF === 'function';
 const OUT_OF_RESOURCES = 0xa700;
+/** The smallest maximum PDU length a peer may ask the gateway to send within (PS3.8 sets no minimum). */
+export const MIN_PEER_PDU_LENGTH = 1024;
 const CANNOT_UNDERSTAND = 0xc000;
 const SOP_CLASS_NOT_SUPPORTED = 0x0122;
 
@@ -92,6 +114,7 @@ export function startWorklistScp(options: WorklistScpOptions): WorklistScp {
     log: options.log,
   };
   const services = [...SERVICES, ...(images ? MAMMOGRAPHY_STORAGE : []), ...(procedureSteps ? [MPPS_SOP_CLASS] : [])];
+  const worklistResponses = new WorklistResponses();
 
   class GatewayScp extends Scp {
     private calling = '';
@@ -158,6 +181,16 @@ export function startWorklistScp(options: WorklistScpOptions): WorklistScp {
       }
       // A requestor with no limit (0) would get "no limit" back from dcmjs-dimse: advertise the gateway's own.
       if (association.getMaxPduLength() === 0) association.setMaxPduLength(dcmjsDimse.Implementation.getMaxPduLength());
+      // A tiny maximum PDU length (1–6 bytes leave no room for a PDV) sends dcmjs-dimse's fragmenting loop round
+      // for ever, hanging the whole gateway: no real modality asks for less than a few kilobytes.
+      if (association.getMaxPduLength() < MIN_PEER_PDU_LENGTH) {
+        options.log(
+          'warn',
+          `Association refused: ${this.calling} can only receive PDUs of ${association.getMaxPduLength()} bytes (the gateway needs ${MIN_PEER_PDU_LENGTH})`,
+        );
+        this.sendAssociationReject(RejectResult.Permanent, RejectSource.ServiceUser, RejectReason.NoReasonGiven);
+        return;
+      }
       for (const c of association.getPresentationContexts()) {
         const context = association.getPresentationContext(c.id);
         const abstract = context.getAbstractSyntaxUid();
@@ -200,25 +233,73 @@ export function startWorklistScp(options: WorklistScpOptions): WorklistScp {
           return;
         }
         const query = (request.getDataset()?.getElements() ?? {}) as DicomItem;
-        const answers = findWorklist(query, options.worklist());
+        const answers = worklistResponses.answer(query, options.worklist(), this.worklistSyntax);
+        // Every pending response carries the same command: encoded once, not once a response.
+        const template = CFindResponse.fromRequest(request);
+        // PS3.7 9.3.2.2: the response names the request's SOP class (dcmjs-dimse's fromRequest says Study Root).
+        template.setAffectedSopClassUid(SopClass.ModalityWorklistInformationModelFind);
+        template.setStatus(Status.Pending);
+        const command = new SharedCommandDataset(template.getCommandDataset().getElements());
         const responses = answers.map((answer) => {
           const pending = CFindResponse.fromRequest(request);
-          pending.setDataset(new Dataset(answer, this.worklistSyntax));
-          pending.setStatus(Status.Pending);
+          pending.setCommandDataset(command);
+          pending.setDataset(answer);
           return pending;
         });
         const done = CFindResponse.fromRequest(request);
+        done.setAffectedSopClassUid(SopClass.ModalityWorklistInformationModelFind);
         done.setStatus(Status.Success);
+        // Each response is a socket write of its own (two where dcmjs-dimse frames it), and with Nagle's algorithm off
+        // (above) each would be a system call and a TCP segment: corked, the whole answer is handed over in one.
+        const socket = (this as unknown as { socket: Socket }).socket;
+        socket.cork();
+        try {
+          callback([...responses, done]);
+        } finally {
+          socket.uncork();
+        }
         options.log('info', `Worklist query from ${this.calling}: ${answers.length} match(es)`, {
           ms: Math.round((performance.now() - started) * 10) / 10,
         });
-        callback([...responses, done]);
       } catch (error) {
         options.log('error', `Worklist query from ${this.calling} failed: ${(error as Error).message}`);
         const failed = CFindResponse.fromRequest(request);
         failed.setStatus(Status.ProcessingFailure);
         callback([failed]);
       }
+    }
+
+    /**
+     * dcmjs-dimse sends each DIMSE message through here (see librarySendPDataTF). A C-FIND response's PDUs are
+     * written as one buffer (p-data.ts); while dcmjs-dimse logs at info or below, or for a maximum PDU length its
+     * own loop cannot fragment by, it writes them itself, as for every other message.
+     */
+    _sendPDataTF(command: dcmjsDimse.responses.Response, contextId: number, maxPduLength: number): void {
+      const self = this as unknown as NetworkInternals;
+      const fragment = fragmentLength(maxPduLength);
+      if (
+        !FRAMES_C_FIND ||
+        !(command instanceof CFindResponse) ||
+        fragment === undefined ||
+        dcmjsDimse.log.getLevel() <= dcmjsDimse.log.levels.INFO
+      ) {
+        librarySendPDataTF!.call(this, command, contextId, maxPduLength);
+        return;
+      }
+      const send = (pdus: Buffer) => {
+        self.socket.write(pdus);
+        self.statistics.addBytesSent(pdus.length);
+      };
+      const commandSet = command.getCommandDataset().getDenaturalizedCommandDataset();
+      let dataset: Buffer | undefined;
+      try {
+        dataset = command.getDataset()?.getDenaturalizedDataset(self.datasetWriteOptions, self.datasetNameMap);
+      } catch (error) {
+        // dcmjs-dimse has sent the command by the time the dataset fails to encode.
+        send(messagePdus(contextId, commandSet, undefined, fragment));
+        throw error;
+      }
+      send(messagePdus(contextId, commandSet, dataset, fragment));
     }
 
     /** The image arriving now (one at a time per association), or why it is being refused. */

@@ -9,6 +9,7 @@ import { startWorklistScp, type WorklistScp } from '../../src/gateway/worklist-s
 import { echoscu, freePort, haveDcmtk } from '../support/dcmtk.js';
 import { MG_FOR_PRESENTATION, writeSyntheticMammogram } from '../support/mammogram.js';
 import {
+  associateRq,
   cFindRq,
   cStoreRq,
   datasetOfPart10,
@@ -16,6 +17,7 @@ import {
   EXPLICIT_LE,
   JPEG_BASELINE,
   MWL_FIND,
+  IMPLICIT_LE,
   pData,
   RawPeer,
   releaseRq,
@@ -89,6 +91,16 @@ describe.skipIf(!haveDcmtk)('gateway against malformed, truncated and hostile in
       await peer.closed;
     }
     expect(logs.some((l) => /aborted: unknown PDU type 0xab/.test(l))).toBe(true);
+  });
+
+  it('refuses an association that can only receive PDUs too small to carry anything (it would hang the gateway)', async () => {
+    const peer = await RawPeer.open(port);
+    await peer.send(
+      associateRq('MAMMO1', 'SHGATEWAY', [{ id: 1, abstractSyntax: MWL_FIND, transferSyntaxes: [IMPLICIT_LE] }], 6),
+    );
+    expect((await peer.nextPdu())?.type).toBe(0x03); // A-ASSOCIATE-RJ
+    expect(logs.some((l) => /can only receive PDUs of 6 bytes/.test(l))).toBe(true);
+    expect(await echoscu(port)).toBe(0);
   });
 
   it('refuses a PDU that claims 4 GB, before reading it', async () => {

@@ -1,3 +1,4 @@
+import dcmjsDimse from 'dcmjs-dimse';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { worklistItem, type WorklistEntry } from '../../src/dicom/worklist-item.js';
 import { startWorklistScp, type WorklistScp } from '../../src/gateway/worklist-scp.js';
@@ -46,6 +47,27 @@ describe.skipIf(!haveDcmtk)('gateway worklist (C-FIND SCP) asked by DCMTK findsc
   afterAll(() => scp?.close());
 
   const mg = 'ScheduledProcedureStepSequence[0].Modality=MG';
+
+  it('names the worklist SOP class in every response and always says the answer is UTF-8', async () => {
+    const { Client, requests, constants } = dcmjsDimse;
+    const client = new Client();
+    const request = requests.CFindRequest.createWorklistFindRequest({ PatientID: '', PatientName: '' });
+    const responses: dcmjsDimse.responses.CFindResponse[] = [];
+    request.on('response', (response: dcmjsDimse.responses.CFindResponse) => responses.push(response));
+    await new Promise<void>((resolve, reject) => {
+      client.on('closed', () => resolve());
+      client.on('networkError', reject);
+      client.addRequest(request);
+      client.send('127.0.0.1', port, 'MAMMO1', 'SHGATEWAY');
+    });
+    expect(responses.length).toBe(5); // four pending, then success
+    for (const response of responses)
+      expect(response.getAffectedSopClassUid()).toBe(constants.SopClass.ModalityWorklistInformationModelFind);
+    const pending = responses.filter((r) => r.getStatus() === constants.Status.Pending);
+    expect(
+      pending.map((r) => (r.getDataset()?.getElements() as { SpecificCharacterSet?: string }).SpecificCharacterSet),
+    ).toEqual(['ISO_IR 192', 'ISO_IR 192', 'ISO_IR 192', 'ISO_IR 192']);
+  });
 
   it('answers C-ECHO from a configured modality', async () => {
     expect(await echoscu(port)).toBe(0);

@@ -33,10 +33,15 @@ const pdu = (type: number, body: Buffer) => {
 };
 const ae = (title: string) => Buffer.from(title.padEnd(16, ' ').slice(0, 16), 'ascii');
 
-export function associateRq(calling: string, called: string, contexts: ProposedContext[]): Buffer {
+export function associateRq(
+  calling: string,
+  called: string,
+  contexts: ProposedContext[],
+  maxPduLength = 16384,
+): Buffer {
   const fixed = Buffer.concat([Buffer.from([0, 1, 0, 0]), ae(called), ae(calling), Buffer.alloc(32)]);
   const maxLength = Buffer.alloc(4);
-  maxLength.writeUInt32BE(16384);
+  maxLength.writeUInt32BE(maxPduLength);
   return pdu(
     0x01,
     Buffer.concat([
