@@ -49,6 +49,14 @@ export function startGateway(options: GatewayOptions) {
   const images = new ImageStore(options.dataDir, options.minFreeBytes ?? 2 * 1024 ** 3);
   const procedureSteps = new ProcedureStepStore(options.dataDir, log);
   const connection = new HubConnection(options.hubUrl, identity);
+  // Every appointment any copy has held, by accession number: the machine may report an exam from a worklist it
+  // fetched before the hub took that appointment off (cancelled, did not attend). The hub then decides, and raises
+  // a conflict, rather than the report being dropped here.
+  const seen = new Map<string, WorklistEntry>();
+  const remember = (entries: readonly WorklistEntry[]) => {
+    for (const e of entries) seen.set(e.accessionNumber, e);
+  };
+  remember(copy.current()?.entries ?? []);
 
   /** Today's and later appointments as the trailer sees them (hub copy + changes not yet answered). */
   const entries = (): WorklistEntry[] => {
@@ -71,6 +79,8 @@ export function startGateway(options: GatewayOptions) {
         const { results } = await connection.post<{ results: ChangeOutcome[] }>('/gateway/v1/changes', {
           changes: batch.slice(0, 100),
         });
+        // The copy is out of date for the changes the hub has just applied: ask for it now, not on the next push.
+        if (results.some((r) => r.outcome === 'applied')) void feed.pullNow().catch(() => undefined);
         for (const result of results) {
           changes.recordOutcome(result);
           if (result.outcome !== 'applied')
@@ -97,7 +107,7 @@ export function startGateway(options: GatewayOptions) {
     images,
     procedureSteps,
     onProcedureStep: (event) => {
-      const change = procedureStepChange(event, copy.current()?.entries ?? [], 'mammography machine (MPPS)');
+      const change = procedureStepChange(event, [...seen.values()], 'mammography machine (MPPS)');
       if (change) record(change);
       else
         log(
@@ -111,7 +121,10 @@ export function startGateway(options: GatewayOptions) {
     connection,
     days: options.days ?? 7,
     today: options.today,
-    onSnapshot: (snapshot) => copy.replace(snapshot, options.today()),
+    onSnapshot: (snapshot) => {
+      copy.replace(snapshot, options.today());
+      remember(snapshot.entries);
+    },
     onOnline: () => void sync(),
     ...(options.maxRetryMs ? { maxRetryMs: options.maxRetryMs } : {}),
     ...(options.resyncMs ? { resyncMs: options.resyncMs } : {}),

@@ -100,7 +100,12 @@ export function startHubFeed(options: HubFeedOptions) {
         if (name === 'hello' || name === 'worklist')
           pull()
             .then(() => (failures = 0))
-            .catch((error: unknown) => wentOffline(error));
+            .catch((error: unknown) => {
+              // The stream may still be up while the worklist cannot be had (a 503, a timeout): start again from
+              // a new connection, which asks again, rather than wait for a push that may not come for hours.
+              wentOffline(error);
+              stream?.close();
+            });
       },
       (error) => {
         stream = undefined;
@@ -117,7 +122,7 @@ export function startHubFeed(options: HubFeedOptions) {
   connect();
   const resync = setInterval(
     () => {
-      if (state.online) pull().catch((error: unknown) => wentOffline(error));
+      if (stream) pull().catch((error: unknown) => wentOffline(error));
     },
     options.resyncMs ?? 5 * 60_000,
   );

@@ -1,6 +1,7 @@
 import { randomBytes, timingSafeEqual } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
+import { hostname, networkInterfaces } from 'node:os';
 import { join } from 'node:path';
 import type { WorklistEntry } from '../dicom/worklist-item.js';
 import { isIsoDate } from '../pathway/dates.js';
@@ -223,7 +224,13 @@ const nameCookie = (request: IncomingMessage) => {
  * Serves the page on the trailer's local network only (bind it to the trailer's interface): there is no sign-in
  * on the box, so each change records the name the mammographer gives.
  */
-export function startStatusPage(options: { port: number; host: string; desk: TrailerDesk }): Server {
+export function startStatusPage(options: {
+  port: number;
+  host: string;
+  desk: TrailerDesk;
+  /** Other names the trailer's PCs reach the gateway by (its LAN address when bound to 0.0.0.0). */
+  allowedHosts?: string[];
+}): Server {
   const { desk } = options;
   const css = readFileSync(join(nhsukFrontendDir, 'nhsuk', 'nhsuk-frontend.min.css'));
   // A token in every form, unknown to other sites' pages, so they cannot post changes through a browser here.
@@ -242,7 +249,29 @@ export function startStatusPage(options: { port: number; host: string; desk: Tra
   const home = (response: ServerResponse, extra: Record<string, string> = {}) =>
     response.writeHead(303, { ...headers, ...extra, location: '/?saved=1' }).end();
 
+  // Only names this page is really reached by: a web page elsewhere that rebinds its own name to the gateway's
+  // address (DNS rebinding) is refused, and so is a form posted from another origin.
+  const allowedHosts = new Set(
+    [
+      options.host,
+      'localhost',
+      hostname(),
+      // The box's own addresses, so a PC on the trailer's network can use the IP it was given.
+      ...Object.values(networkInterfaces()).flatMap((list) =>
+        (list ?? []).map((a) => (a.family === 'IPv6' ? `[${a.address}]` : a.address)),
+      ),
+      ...(options.allowedHosts ?? []),
+    ].map((h) => `${h}:${options.port}`),
+  );
   const handle = async (request: IncomingMessage, response: ServerResponse) => {
+    const host = request.headers.host ?? '';
+    const origin = request.headers.origin;
+    if (!allowedHosts.has(host) || (request.method === 'POST' && origin !== undefined && origin !== `http://${host}`)) {
+      response
+        .writeHead(421, { ...headers, 'content-type': 'text/plain' })
+        .end('This page is only served on the gateway’s own address');
+      return;
+    }
     const url = new URL(request.url ?? '/', 'http://gateway');
     if (request.method === 'GET' && url.pathname === '/nhsuk-frontend.min.css')
       return response.writeHead(200, { ...headers, 'content-type': 'text/css' }).end(css);
@@ -324,8 +353,14 @@ export function startStatusPage(options: { port: number; host: string; desk: Tra
 
   const server = createServer((request, response) => {
     handle(request, response).catch((error: Error) => {
+      // Plain text: the page itself may be what failed, and the gateway's DICOM services must keep running.
       if (!response.headersSent)
-        html(response, 500, renderStatus(desk, csrf, { error: `The gateway could not do that: ${error.message}` }));
+        response
+          .writeHead(500, { ...headers, 'content-type': 'text/plain; charset=utf-8' })
+          .end(
+            `The gateway page could not be shown: ${error.message}. The worklist and image services are not affected.`,
+          );
+      else response.destroy();
     });
   });
   server.listen(options.port, options.host);

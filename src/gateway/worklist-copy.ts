@@ -90,6 +90,10 @@ export class WorklistCopy {
     const decipher = createDecipheriv('aes-256-gcm', this.key, iv);
     decipher.setAuthTag(tag);
     const json = Buffer.concat([decipher.update(file.subarray(33)), decipher.final()]).toString('utf8');
-    return JSON.parse(json) as WorklistSnapshot;
+    const snapshot = JSON.parse(json) as WorklistSnapshot;
+    // A copy written by an earlier version lacks fields the gateway now relies on: set it aside like a bad one.
+    if (!snapshot.entries.every((e) => typeof e.participantId === 'string' && typeof e.status === 'string'))
+      throw new Error('the copy is from an earlier version of the gateway');
+    return snapshot;
   }
 }

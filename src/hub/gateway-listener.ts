@@ -3,7 +3,7 @@ import type { TLSSocket } from 'node:tls';
 import Fastify, { type FastifyInstance, type FastifyReply, type FastifyRequest } from 'fastify';
 import { serializerCompiler, validatorCompiler, type ZodTypeProvider } from 'fastify-type-provider-zod';
 import { z } from 'zod';
-import { changeBatchSchema } from '../protocol/gateway-changes.js';
+import { changeBatchSchema, gatewayChangeSchema } from '../protocol/gateway-changes.js';
 import { recordAudit } from '../store/audit.js';
 import type { Database } from '../store/database.js';
 import { applyGatewayChange } from '../store/gateway-changes.js';
@@ -173,9 +173,21 @@ export async function startGatewayListener(options: GatewayListenerOptions) {
     { preHandler: requireGateway, schema: { body: changeBatchSchema } },
     async (request) => {
       const results = [];
-      // In the order made on the trailer: a check-in before the correction that followed it.
-      for (const change of request.body.changes)
-        results.push(await applyGatewayChange(db, request.gateway!, change, request.ip, options.today()));
+      // In the order made on the trailer: a check-in before the correction that followed it. Each change is
+      // checked on its own, so one the hub cannot take is answered "rejected" and does not hold up the rest.
+      for (const raw of request.body.changes) {
+        const parsed = gatewayChangeSchema.safeParse(raw);
+        const id = (raw as { id?: unknown } | null)?.id;
+        if (!parsed.success) {
+          results.push({
+            id: typeof id === 'string' ? id : '',
+            outcome: 'rejected' as const,
+            message: `Not a change the hub understands: ${parsed.error.issues.map((i) => `${i.path.join('.')}: ${i.message}`).join('; ')}`,
+          });
+          continue;
+        }
+        results.push(await applyGatewayChange(db, request.gateway!, parsed.data, request.ip, options.today()));
+      }
       return { results };
     },
   );

@@ -1,4 +1,11 @@
-import { movePath, procedureStepStatus, STATUS_LABELS, type AppointmentStatus } from '../pathway/appointment-status.js';
+import {
+  isFinal,
+  movePath,
+  procedureStepStatus,
+  STATUS_LABELS,
+  type AppointmentStatus,
+} from '../pathway/appointment-status.js';
+import { addDays } from '../pathway/dates.js';
 import { DEMOGRAPHIC_FIELDS } from './participants.js';
 import type { ChangeOutcome, GatewayChange, TrailerField } from '../protocol/gateway-changes.js';
 import { recordAudit, type Actor } from './audit.js';
@@ -7,6 +14,12 @@ import type { Db } from './database.js';
 import { ConflictError, NotFoundError, RuleError, isUniqueViolation } from './errors.js';
 import { gatewayActor, type EnrolledGateway } from './gateways.js';
 import { correctDemographicsWithin } from './participants.js';
+
+/**
+ * Clinic days a gateway may change, around today: the days it holds (a week ahead) and a fortnight back for changes
+ * that waited for a signal. A stolen certificate cannot rewrite a unit's whole history.
+ */
+export const CHANGE_WINDOW_DAYS = { past: 14, ahead: 8 } as const;
 
 type Outcome = Omit<ChangeOutcome, 'id'> & { conflict?: { summary: string; trailer: object; hub: object } };
 
@@ -57,9 +70,19 @@ async function applyStatus(
       ? `Marked ${label(wanted.to)} on the trailer by ${change.madeBy} at ${time(change.madeAt)}`
       : `The mammography machine reported ${label(wanted.to)} at ${time(change.madeAt)}`;
   if (appointment.status === wanted.to) return { outcome: 'applied', message: 'Already recorded at the hub' };
+  if (change.kind === 'procedure_step' && change.step === 'discontinued' && change.imageCount === 0) {
+    // No images: the wrong worklist entry picked, or she never came in. Nobody is marked attended by the machine.
+    const summary = `The mammography machine stopped an exam with no images at ${time(change.madeAt)} (${change.reason ?? 'no reason given'}): check whether she was seen`;
+    return {
+      outcome: 'conflict',
+      message: summary,
+      conflict: { summary, trailer: { status: wanted.to, reason: wanted.reason }, hub: { status: appointment.status } },
+    };
+  }
   // A check-in or DNA made on the trailer stands only if the hub still has what the trailer saw; the machine's
   // report stands whenever the hub's status can lead to it (the machine saw her; the hub may lag behind).
-  const unchanged = change.kind !== 'attendance' || appointment.status === change.seenStatus;
+  const unchanged =
+    change.kind === 'attendance' ? appointment.status === change.seenStatus : !isFinal(appointment.status);
   const path = movePath(appointment.status, wanted.to);
   if (unchanged && path) {
     await moveTo(tx, appointment, path, wanted.reason, actor, today);
@@ -146,13 +169,18 @@ export async function applyGatewayChange(
       const appointment = await tx
         .selectFrom('appointment as a')
         .innerJoin('clinic as c', 'c.id', 'a.clinic_id')
-        .select(['a.id', 'a.status', 'a.version', 'a.participant_id', 'c.site_id'])
+        .select(['a.id', 'a.status', 'a.version', 'a.participant_id', 'c.site_id', 'c.clinic_date'])
         .where('a.id', '=', change.appointmentId)
         .forUpdate()
         .executeTakeFirst();
       let result: Outcome;
       if (!appointment || appointment.site_id !== gateway.unitId)
         result = { outcome: 'rejected', message: 'That appointment is not booked at this unit' };
+      else if (
+        appointment.clinic_date < addDays(today, -CHANGE_WINDOW_DAYS.past) ||
+        appointment.clinic_date > addDays(today, CHANGE_WINDOW_DAYS.ahead)
+      )
+        result = { outcome: 'rejected', message: 'That appointment is not on a clinic day this unit can change' };
       else if (change.kind === 'demographics' && change.participantId !== appointment.participant_id)
         result = { outcome: 'rejected', message: 'That participant is not the one booked for the appointment' };
       else if (change.kind === 'demographics') result = await applyDemographics(tx, change, actor, today);
@@ -197,10 +225,43 @@ export async function applyGatewayChange(
   } catch (error) {
     // The same change arriving twice at once: the second finds the first's row and gets its outcome.
     if (isUniqueViolation(error)) return applyGatewayChange(db, gateway, change, ip, today);
-    if (error instanceof RuleError || error instanceof NotFoundError || error instanceof ConflictError)
-      return { id: change.id, outcome: 'rejected', message: error.message };
+    const integrity = /^23/.test((error as { code?: string }).code ?? '');
+    if (error instanceof RuleError || error instanceof NotFoundError || error instanceof ConflictError || integrity) {
+      const message = integrity
+        ? `The hub's records do not allow that change (${(error as Error).message})`
+        : (error as Error).message;
+      return recordRefusal(db, gateway, change, message);
+    }
     throw error;
   }
+}
+
+/** Keeps a refusal under the change's id too, so that a resend gets the same answer. */
+async function recordRefusal(
+  db: Db,
+  gateway: EnrolledGateway,
+  change: GatewayChange,
+  message: string,
+): Promise<ChangeOutcome> {
+  try {
+    await db
+      .insertInto('gateway_change')
+      .values({
+        id: change.id,
+        gateway_id: gateway.id,
+        kind: change.kind,
+        made_at: change.madeAt,
+        made_by: change.madeBy,
+        payload: JSON.stringify(change),
+        outcome: 'rejected',
+        message,
+      })
+      .execute();
+  } catch (error) {
+    if (!isUniqueViolation(error)) throw error;
+    return applyGatewayChange(db, gateway, change, null, '');
+  }
+  return { id: change.id, outcome: 'rejected', message };
 }
 
 export async function listConflicts(db: Db, status: 'open' | 'resolved') {

@@ -158,4 +158,89 @@ describe.each(BACKENDS)('changes sent by a gateway (%s)', (backend) => {
       ['given_name', 'gateway', 'Corrected on the trailer by Morgan'],
     ]);
   });
+
+  it('never lets the machine end an exam without images, or pass over a final status, without a person deciding', async () => {
+    const stopped = await booked();
+    const noImages = await send({
+      ...base(stopped.appointmentId),
+      kind: 'procedure_step',
+      step: 'discontinued',
+      imageCount: 0,
+      reason: 'Incorrect worklist entry selected',
+    });
+    expect(noImages.outcome).toBe('conflict');
+    expect(noImages.message).toMatch(/stopped an exam with no images .*Incorrect worklist entry selected/);
+    expect(await statusOf(stopped.appointmentId)).toBe('scheduled');
+
+    const dna = await booked();
+    await changeAppointmentStatus(
+      database.db,
+      { appointmentId: dna.appointmentId, expectedVersion: 1, to: 'did_not_attend' },
+      office.actor,
+      TODAY,
+    );
+    const screened = await send({
+      ...base(dna.appointmentId),
+      kind: 'procedure_step',
+      step: 'completed',
+      imageCount: 4,
+    });
+    expect(screened.outcome).toBe('conflict');
+    expect(await statusOf(dna.appointmentId)).toBe('did_not_attend');
+  });
+
+  it('refuses changes outside the clinic days a unit holds, and keeps every refusal for resends', async () => {
+    const clinicOn = async (date: string) =>
+      (
+        await database.db
+          .insertInto('clinic')
+          .values({
+            site_id: 'mobile-1',
+            location_id: 'car-park',
+            clinic_date: date,
+            starts_at: '07:00',
+            ends_at: '08:00',
+            slot_minutes: 10,
+          })
+          .returning('id')
+          .executeTakeFirstOrThrow()
+      ).id;
+    // Booked back then, when that clinic was still to come.
+    const oldParticipant = await addParticipant(database.db);
+    const old = {
+      appointmentId: await bookAppointment(
+        database.db,
+        { participantId: oldParticipant.id, clinicId: await clinicOn('2026-10-01') },
+        office.actor,
+        '2026-09-30',
+      ),
+    };
+    const tooOld = {
+      ...base(old.appointmentId),
+      kind: 'attendance' as const,
+      seenStatus: 'scheduled' as const,
+      status: 'checked_in' as const,
+    };
+    expect(await send(tooOld)).toMatchObject({
+      outcome: 'rejected',
+      message: 'That appointment is not on a clinic day this unit can change',
+    });
+    expect(await statusOf(old.appointmentId)).toBe('scheduled');
+
+    const tomorrow = await booked(await clinicOn('2026-11-24'));
+    const early = {
+      ...base(tomorrow.appointmentId),
+      kind: 'attendance' as const,
+      seenStatus: 'scheduled' as const,
+      status: 'did_not_attend' as const,
+    };
+    const first = await send(early);
+    expect(first).toMatchObject({
+      outcome: 'rejected',
+      message: 'Did not attend can only be recorded on or after the clinic day',
+    });
+    // The next day the same change would pass the rule: a resend still gets the first answer.
+    expect(await applyGatewayChange(database.db, gateway, early, null, '2026-11-24')).toEqual(first);
+    expect(await statusOf(tomorrow.appointmentId)).toBe('scheduled');
+  });
 });

@@ -1,5 +1,6 @@
 import { execFile, spawn, type ChildProcess } from 'node:child_process';
 import { once } from 'node:events';
+import { request } from 'node:http';
 import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -150,6 +151,19 @@ describe.skipIf(!haveDcmtk)('gateway killed with SIGKILL (power cut on the van)'
         headers: { 'content-type': 'application/x-www-form-urlencoded', cookie },
         body: new URLSearchParams({ csrf, ...form }),
       });
+    // A page elsewhere that rebinds its own name to the gateway (DNS rebinding), or posts from another origin: refused.
+    const asked = (headers: Record<string, string>, method = 'GET') =>
+      new Promise<number>((resolve, reject) =>
+        request({ host: '127.0.0.1', port: statusPort, path: '/', method, headers }, (res) => {
+          res.resume();
+          resolve(res.statusCode ?? 0);
+        })
+          .on('error', reject)
+          .end(),
+      );
+    expect(await asked({ host: `evil.example:${statusPort}` })).toBe(421);
+    expect(await asked({ origin: 'http://evil.example' }, 'POST')).toBe(421);
+    expect(await asked({})).toBe(200);
     const named = await post('/name', { madeBy: 'Morgan Mammographer' });
     expect(named.status).toBe(303);
     const cookie = named.headers.get('set-cookie')!.split(';')[0]!;

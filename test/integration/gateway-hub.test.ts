@@ -257,6 +257,26 @@ describe.skipIf(!haveDcmtk)('gateway and hub over mutual TLS', () => {
       });
       connection.close();
       expect(replay.results.map((r) => r.outcome)).toEqual(['applied', 'applied', 'conflict']);
+      // A change the hub cannot read is refused on its own; the rest of its batch goes through.
+      const again = new HubConnection(hubUrl, identity);
+      const mixed = await again.post<{ results: { id: string; outcome: string; message: string }[] }>(
+        '/gateway/v1/changes',
+        {
+          changes: [
+            {
+              ...resent[2],
+              id: '6f1c2d3e-0000-4000-8000-00000000b001',
+              kind: 'procedure_step',
+              step: 'completed',
+              imageCount: 5000,
+            },
+            resent[0],
+          ],
+        },
+      );
+      again.close();
+      expect(mixed.results.map((r) => r.outcome)).toEqual(['rejected', 'applied']);
+      expect(mixed.results[0]!.message).toMatch(/Not a change the hub understands: imageCount/);
       expect(await database.db.selectFrom('data_conflict').select('id').execute()).toHaveLength(1);
       const events = await database.db
         .selectFrom('appointment_status_event')
