@@ -11,15 +11,19 @@ export class HubError extends Error {
   }
 }
 
-/** The hub's refusal, with its JSON message when it sent one. */
-function refusal(status: number, text: string): HubError {
-  let message = text.slice(0, 300);
+/** What the hub said in an error answer: its JSON message, or the start of the text when it is not JSON. */
+export function hubMessage(text: string): string {
   try {
-    message = (JSON.parse(text) as { message?: string }).message ?? message;
+    const message = (JSON.parse(text) as { message?: unknown }).message;
+    if (typeof message === 'string') return message;
   } catch {
-    // not JSON: keep the text
+    // not JSON (a proxy's error page, say): keep the text
   }
-  return new HubError(status, `hub answered HTTP ${status}: ${message}`);
+  return text.slice(0, 300);
+}
+
+function refusal(status: number, text: string): HubError {
+  return new HubError(status, `hub answered HTTP ${status}: ${hubMessage(text)}`);
 }
 
 export interface EventStream {

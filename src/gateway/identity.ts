@@ -2,6 +2,7 @@ import { existsSync, mkdirSync, readFileSync } from 'node:fs';
 import { request } from 'node:https';
 import { join } from 'node:path';
 import { createGatewayKey, fingerprint, fingerprintMatches } from '../tls/certificates.js';
+import { hubMessage } from './hub-connection.js';
 import { writeDurably } from './worklist-copy.js';
 
 /** Who this gateway is to the hub: its key (made here, never sent), the certificate the hub issued for it. */
@@ -77,8 +78,7 @@ export async function enrol(options: {
     { code: options.code, certificateRequest: key.requestPem },
   );
   if (answer.status !== 201) {
-    const message = (JSON.parse(answer.text) as { message?: string }).message ?? answer.text;
-    throw new Error(`Enrolment refused: ${message}`);
+    throw new Error(`Enrolment refused: ${hubMessage(answer.text)}`);
   }
   const issued = JSON.parse(answer.text) as {
     gatewayId: string;

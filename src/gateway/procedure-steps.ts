@@ -1,24 +1,19 @@
 import { mkdirSync } from 'node:fs';
 import { join } from 'node:path';
+import type { PerformedStepCreation } from '../dicom/performed-procedure-step.js';
 import { appendLineDurably, readLines } from './jsonl-journal.js';
 
 /** Performed Procedure Step Status (0040,0252) as PS3.3 C.4.14 defines it. */
 export type PerformedStatus = 'IN PROGRESS' | 'COMPLETED' | 'DISCONTINUED';
 export const PERFORMED_STATUSES: readonly PerformedStatus[] = ['IN PROGRESS', 'COMPLETED', 'DISCONTINUED'];
 
-/** What the gateway keeps of one Modality Performed Procedure Step (one exam as the modality performed it). */
-export interface ProcedureStep {
+/**
+ * What the gateway keeps of one Modality Performed Procedure Step (one exam as the modality performed it): what the
+ * N-CREATE said (performed-procedure-step.ts), and what the N-SETs since have changed.
+ */
+export interface ProcedureStep extends Omit<PerformedStepCreation, 'status'> {
   sopInstanceUid: string;
   status: PerformedStatus;
-  /** From Scheduled Step Attributes Sequence: the hub's accession number, as the worklist gave it. */
-  accessionNumber: string;
-  requestedProcedureId: string;
-  scheduledProcedureStepId: string;
-  studyInstanceUid: string;
-  patientId: string;
-  /** Performed Procedure Step Start Date (YYYYMMDD) and Time (HHMMSS…), as the modality sent them. */
-  startDate: string;
-  startTime: string;
   endDate: string;
   endTime: string;
   /** Images referenced in Performed Series Sequence (the last one the modality sent). */

@@ -142,6 +142,19 @@ async function applyDemographics(
   return { outcome: 'applied', message: `Corrected ${names}` };
 }
 
+/** The outcome the hub gave a change with this id before, if it has seen it. */
+async function earlierOutcome(db: Db, gateway: EnrolledGateway, id: string): Promise<ChangeOutcome | undefined> {
+  const earlier = await db
+    .selectFrom('gateway_change')
+    .select(['gateway_id', 'outcome', 'message'])
+    .where('id', '=', id)
+    .executeTakeFirst();
+  if (!earlier) return undefined;
+  if (earlier.gateway_id !== gateway.id)
+    return { id, outcome: 'rejected', message: 'That change id was used by another gateway' };
+  return { id, outcome: earlier.outcome, message: earlier.message };
+}
+
 /**
  * Applies one change from a gateway, once: the change id is the key, and a resend gets the first outcome back.
  * A change that disagrees with a newer one made at the hub is not applied over it: it raises a data conflict.
@@ -153,16 +166,8 @@ export async function applyGatewayChange(
   ip: string | null,
   today: string,
 ): Promise<ChangeOutcome> {
-  const earlier = await db
-    .selectFrom('gateway_change')
-    .select(['gateway_id', 'outcome', 'message'])
-    .where('id', '=', change.id)
-    .executeTakeFirst();
-  if (earlier) {
-    if (earlier.gateway_id !== gateway.id)
-      return { id: change.id, outcome: 'rejected', message: 'That change id was used by another gateway' };
-    return { id: change.id, outcome: earlier.outcome, message: earlier.message };
-  }
+  const earlier = await earlierOutcome(db, gateway, change.id);
+  if (earlier) return earlier;
   const actor = gatewayActor(gateway.unitId, ip, change.madeBy);
   try {
     return await db.transaction().execute(async (tx) => {
@@ -224,7 +229,7 @@ export async function applyGatewayChange(
     });
   } catch (error) {
     // The same change arriving twice at once: the second finds the first's row and gets its outcome.
-    if (isUniqueViolation(error)) return applyGatewayChange(db, gateway, change, ip, today);
+    if (isUniqueViolation(error)) return (await earlierOutcome(db, gateway, change.id))!;
     const integrity = /^23/.test((error as { code?: string }).code ?? '');
     if (error instanceof RuleError || error instanceof NotFoundError || error instanceof ConflictError || integrity) {
       const message = integrity
@@ -259,7 +264,7 @@ async function recordRefusal(
       .execute();
   } catch (error) {
     if (!isUniqueViolation(error)) throw error;
-    return applyGatewayChange(db, gateway, change, null, '');
+    return (await earlierOutcome(db, gateway, change.id))!;
   }
   return { id: change.id, outcome: 'rejected', message };
 }

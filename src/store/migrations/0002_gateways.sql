@@ -79,18 +79,13 @@ end $$;
 create trigger appointment_notify after insert or update on appointment
   for each row execute function notify_appointment_change();
 
+-- The participant is the row's own id (participant) or its participant_id column (record_item): the trigger names it.
 create function notify_participant_change() returns trigger language plpgsql as $$
 begin
-  perform pg_notify('worklist_change', json_build_object('participant', new.participant_id)::text);
+  perform pg_notify('worklist_change', json_build_object('participant', to_jsonb(new) ->> tg_argv[0])::text);
   return null;
 end $$;
 create trigger record_item_notify after insert or update on record_item
-  for each row execute function notify_participant_change();
-
-create function notify_participant_update() returns trigger language plpgsql as $$
-begin
-  perform pg_notify('worklist_change', json_build_object('participant', new.id)::text);
-  return null;
-end $$;
+  for each row execute function notify_participant_change('participant_id');
 create trigger participant_notify after update on participant
-  for each row execute function notify_participant_update();
+  for each row execute function notify_participant_change('id');
