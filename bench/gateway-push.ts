@@ -82,7 +82,7 @@ for (let i = 0; i < CHANGES; i++) {
   if (!arrived) throw new Error(`change ${i} did not reach the gateway in 10 s`);
   latencies.push(performance.now() - started);
 }
-gateway.close();
+await gateway.close();
 await listener.close();
 await database.drop();
 rmSync(dataDir, { recursive: true, force: true });

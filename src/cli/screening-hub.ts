@@ -14,28 +14,41 @@ import { enrol, loadIdentity } from '../gateway/identity.js';
 import { startGatewayListener } from '../hub/gateway-listener.js';
 import { buildHub } from '../hub/app.js';
 import { progressReporter } from './progress.js';
+import { pacsFromUrl } from '../pacs/pacs.js';
+import { parseCapSchedule } from '../pathway/bandwidth-cap.js';
+import { parseCommitmentPeers } from '../gateway/storage-commitment.js';
 
 const USAGE = `Screening Hub
 
 Usage:
   screening-hub hub [--port 3000] [--host 127.0.0.1] [--data DIR] [--demo] [--participants 20000] [--seed 2026]
-                    [--gateway-port 8443] [--gateway-names hub.example.nhs.uk,…]
+                    [--gateway-port 8443] [--gateway-names hub.example.nhs.uk,…] [--pacs URL]
+                    [--transfer-alert-minutes 240]
       Runs the hub. Data lives in an embedded PostgreSQL (PGlite) in DIR (default ./data/hub), or on the
       PostgreSQL server named by DATABASE_URL. --demo loads a synthetic screening office into an empty database
       and creates demo staff accounts. Gateways connect over mutual TLS to --gateway-port (0 turns it off);
       --gateway-names are the names they reach the hub by (default localhost, 127.0.0.1 and this host's name).
+      Images from gateways are restored and stored in --pacs: a DICOMweb PACS (http(s)://…/dicom-web, STOW-RS)
+      or, by default, the file archive in DIR/archive. The Image transfers page (support staff) raises an alert
+      when an image has waited on a gateway longer than --transfer-alert-minutes. /metrics serves Prometheus
+      metrics to loopback or to a request bearing METRICS_TOKEN.
   screening-hub seed [--data DIR] [--participants 20000] [--seed 2026]
       Loads the synthetic screening office into an empty database and exits.
   screening-hub gateway --hub https://HUB:8443 --unit UNIT --allow AE[,AE…] [--enrol CODE --hub-fingerprint FP]
                         [--dicom-port 11112] [--ae-title SHGATEWAY] [--status-port 8080] [--host 127.0.0.1]
-                        [--min-free-mb 2048] [--data DIR]
+                        [--min-free-mb 2048] [--cap 08:00-18:00=4] [--commitment-peer AE@HOST:PORT …] [--data DIR]
       Runs a mobile unit's gateway. The first start needs --enrol and --hub-fingerprint, both from the hub's
       Gateways page; afterwards the gateway talks to the hub over mutual TLS with its own certificate (kept in
       DIR, default ./data/gateway). It keeps the unit's worklist (encrypted copy in DIR) up to date by push,
       answers the mammography machine's Modality Worklist (C-FIND), MPPS (N-CREATE/N-SET) and C-ECHO, also when
       the hub is unreachable, stores its mammography images (C-STORE) in DIR/images, refusing them (Out of
       Resources) when less than --min-free-mb is free, and serves the trailer's page (check-in, did not attend,
-      corrections) on --host:--status-port. --allow lists the modalities' calling AE titles.
+      corrections) on --host:--status-port. --allow lists the modalities' calling AE titles. Images are sealed
+      (JPEG-LS, AES-256-GCM for the hub's key) and sent to the hub by themselves, urgent exams first, resuming
+      after every drop; --cap limits the rate by time of day (Mbit/s; "08:00-18:00=4,18:00-22:00=8").
+      Storage Commitment requests are answered once the PACS holds the images: on the modality's association if
+      still open, else on one the gateway opens to its --commitment-peer (repeat it or comma-separate:
+      MAMMO1@10.0.0.5:104).
   screening-hub create-user --username NAME --role ROLE --name "Display Name"
       Creates a staff account; the password is read from SCREENING_HUB_PASSWORD.
       Roles: ${ROLES.join(', ')}.
@@ -113,6 +126,10 @@ async function main(argv: string[]): Promise<void> {
       'hub-fingerprint': { type: 'string' },
       'gateway-port': { type: 'string', default: '8443' },
       'gateway-names': { type: 'string' },
+      pacs: { type: 'string' },
+      'transfer-alert-minutes': { type: 'string', default: '240' },
+      cap: { type: 'string' },
+      'commitment-peer': { type: 'string', multiple: true },
       help: { type: 'boolean', short: 'h', default: false },
     },
   });
@@ -186,13 +203,14 @@ async function main(argv: string[]): Promise<void> {
         .map((t) => t.trim())
         .filter(Boolean),
       minFreeBytes: Number(values['min-free-mb']) * 1024 * 1024,
+      cap: parseCapSchedule(values.cap ?? ''),
+      commitmentPeers: parseCommitmentPeers(values['commitment-peer']),
       status: { port: statusPort, host: values.host },
       today: () => isoDateInLondon(new Date()),
       log: (level, message) => console.error(`${new Date().toISOString()} ${level.toUpperCase()} ${message}`),
     });
     const stop = () => {
-      gateway.close();
-      process.exit(0);
+      void gateway.close().finally(() => process.exit(0));
     };
     process.once('SIGINT', stop);
     process.once('SIGTERM', stop);
@@ -209,8 +227,12 @@ async function main(argv: string[]): Promise<void> {
       .split(',')
       .map((n) => n.trim())
       .filter(Boolean);
+    const alertMinutes = Number(values['transfer-alert-minutes']);
+    if (!Number.isInteger(alertMinutes) || alertMinutes < 1)
+      throw new Error('--transfer-alert-minutes must be a whole number of minutes, at least 1');
     const app = await buildHub({
       db: database.db,
+      transferWaitLimitMinutes: alertMinutes,
       ...(gatewayPort
         ? {
             gatewayAddress: `https://${gatewayNames[0] ?? (values.host === '127.0.0.1' ? 'localhost' : hostname())}:${gatewayPort}`,
@@ -237,6 +259,10 @@ async function main(argv: string[]): Promise<void> {
           host: values.host,
           today: () => isoDateInLondon(new Date()),
           ...(gatewayNames.length ? { hostnames: gatewayNames } : {}),
+          transfers: {
+            dir: join(values.data, 'transfers'),
+            pacs: pacsFromUrl(values.pacs ?? process.env.PACS_URL ?? '', join(values.data, 'archive')),
+          },
         })
       : undefined;
     console.error(`Screening Hub is running at ${address.replace('127.0.0.1', 'localhost')}`);

@@ -38,6 +38,40 @@ export function datasetShape(fd: number, start: number, end: number, explicitVr:
   }
 }
 
+/** Where Pixel Data (7FE0,0010) is in a file: its element's first byte, its value's first byte and its length. */
+export interface PixelDataPlace {
+  elementOffset: number;
+  valueOffset: number;
+  /** The value length in bytes, or undefined for undefined length (encapsulated pixel data). */
+  length: number | undefined;
+}
+
+/**
+ * As datasetShape, and where the top-level Pixel Data (7FE0,0010) is (the first, if there were more), so that it
+ * can be read frame by frame without parsing the dataset again.
+ */
+export function locatePixelData(
+  fd: number,
+  start: number,
+  end: number,
+  explicitVr: boolean,
+): DatasetShape & { pixelData?: PixelDataPlace } {
+  const reader = new HeaderReader(fd, end);
+  reader.position = start;
+  let incomplete: string | undefined;
+  try {
+    readElements(reader, explicitVr, 0, false);
+  } catch (error) {
+    if (!(error instanceof Incomplete)) throw error;
+    incomplete = error.message;
+  }
+  return {
+    ...(incomplete === undefined ? {} : { incomplete }),
+    hasPixelData: reader.sawPixelData,
+    ...(reader.pixelData ? { pixelData: reader.pixelData } : {}),
+  };
+}
+
 /** Reads elements to `reader.end` (top level) or to an item delimiter (inside an undefined-length item). */
 function readElements(reader: HeaderReader, explicitVr: boolean, depth: number, inItem: boolean): void {
   if (depth > MAX_DEPTH) throw new Incomplete(`sequences nested more than ${MAX_DEPTH} deep`);
@@ -57,7 +91,14 @@ function readElements(reader: HeaderReader, explicitVr: boolean, depth: number, 
     } else {
       length = reader.uint32();
     }
-    if (tag === PIXEL_DATA && depth === 0) reader.sawPixelData = true;
+    if (tag === PIXEL_DATA && depth === 0) {
+      reader.sawPixelData = true;
+      reader.pixelData ??= {
+        elementOffset: at,
+        valueOffset: reader.position,
+        length: length === UNDEFINED ? undefined : length,
+      };
+    }
     if (length !== UNDEFINED) {
       reader.skip(length, `element ${hex(tag)}`);
       continue;
@@ -103,6 +144,7 @@ function hex(tag: number): string {
 class HeaderReader {
   position = 0;
   sawPixelData = false;
+  pixelData: PixelDataPlace | undefined;
   private buffer = Buffer.alloc(64 * 1024);
   private bufferStart = 0;
   private bufferLength = 0;

@@ -14,15 +14,15 @@ export interface FileMeta {
  * dcmjs naturalized attributes). With no dataset it is the header alone, for a dataset that is streamed after it.
  */
 export function part10File(meta: FileMeta, dataset: Record<string, unknown> = {}): Buffer {
+  // The file meta group (PS3.10 7.1), keyed by tag as dcmjs writes it.
   const dict = new dcmjs.data.DicomDict({
-    FileMetaInformationVersion: { vr: 'OB', Value: [new Uint8Array([0, 1]).buffer] },
-    MediaStorageSOPClassUID: { vr: 'UI', Value: [meta.sopClassUid] },
-    MediaStorageSOPInstanceUID: { vr: 'UI', Value: [meta.sopInstanceUid] },
-    TransferSyntaxUID: { vr: 'UI', Value: [meta.transferSyntaxUid] },
-    ImplementationClassUID: { vr: 'UI', Value: [IMPLEMENTATION_CLASS_UID] },
-    ImplementationVersionName: { vr: 'SH', Value: ['SCREENINGHUB1'] },
+    '00020001': { vr: 'OB', Value: [new Uint8Array([0, 1]).buffer] },
+    '00020002': { vr: 'UI', Value: [meta.sopClassUid] },
+    '00020003': { vr: 'UI', Value: [meta.sopInstanceUid] },
+    '00020010': { vr: 'UI', Value: [meta.transferSyntaxUid] },
+    '00020012': { vr: 'UI', Value: [IMPLEMENTATION_CLASS_UID] },
+    '00020013': { vr: 'SH', Value: ['SCREENINGHUB1'] },
   });
-  dict.meta = dict.dict;
   dict.dict = dcmjs.data.DicomMetaDictionary.denaturalizeDataset(dataset);
   return Buffer.from(dict.write());
 }

@@ -1,3 +1,4 @@
+import type { TransferPriority } from '../pathway/transfer-priority.js';
 import type { AppointmentStatus } from '../pathway/appointment-status.js';
 import type { DicomItem } from './worklist-matching.js';
 
@@ -22,6 +23,8 @@ export interface WorklistEntry {
   locationName: string;
   /** Reasonable adjustments, shown to the mammographer on the machine's worklist. */
   adjustments: string[];
+  /** Whether the exam's images go before routine ones (pathway/transfer-priority.ts); routine when absent. */
+  priority?: TransferPriority;
 }
 
 const SEX: Record<WorklistEntry['sex'], string> = { female: 'F', male: 'M', other: 'O', unknown: '' };

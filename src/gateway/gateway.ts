@@ -7,11 +7,15 @@ import { HubConnection } from './hub-connection.js';
 import { startHubFeed } from './hub-feed.js';
 import type { GatewayIdentity } from './identity.js';
 import { ImageStore } from './image-store.js';
+import { Outbox } from './outbox.js';
+import { TransferSender } from './transfer-sender.js';
+import type { CapPeriod } from '../pathway/bandwidth-cap.js';
 import { ProcedureStepStore } from './procedure-steps.js';
 import { startStatusPage, type TrailerDesk } from './status-page.js';
 import { entryValue, procedureStepChange, withTrailerChanges } from './trailer-changes.js';
 import { WorklistCopy } from './worklist-copy.js';
-import { startWorklistScp } from './worklist-scp.js';
+import { outboxImageSource, ReceivedImages, StorageCommitment, type CommitmentPeers } from './storage-commitment.js';
+import { MAMMOGRAPHY_STORAGE, startWorklistScp } from './worklist-scp.js';
 
 export interface GatewayOptions {
   hubUrl: string;
@@ -21,12 +25,17 @@ export interface GatewayOptions {
   dicomPort: number;
   aeTitle: string;
   allowedCallingAeTitles: string[];
+  /** Each modality's own DICOM address, by calling AE title: where Storage Commitment reports go when its
+   * association is closed. */
+  commitmentPeers?: CommitmentPeers;
   /** Refuse images (C-STORE) when less than this is free on the data disk (default 2 GiB: one tomosynthesis object). */
   minFreeBytes?: number;
   /** The local status page (omit to run without one). */
   status?: { port: number; host: string };
   /** Days of worklist kept ahead (default 7). */
   days?: number;
+  /** Bandwidth cap for sending images, by time of day (pathway/bandwidth-cap.ts); none by default. */
+  cap?: CapPeriod[];
   /** Reconnect waits and resync period (tests shorten them). */
   maxRetryMs?: number;
   resyncMs?: number;
@@ -57,6 +66,28 @@ export function startGateway(options: GatewayOptions) {
     for (const e of entries) seen.set(e.accessionNumber, e);
   };
   remember(copy.current()?.entries ?? []);
+  // Images go to the hub from the outbox: urgent exams first (the worklist says which), then oldest first.
+  const receivedIndex = ImageStore.readIndex(options.dataDir);
+  const outbox = new Outbox(
+    options.dataDir,
+    receivedIndex,
+    (accession) => seen.get(accession)?.priority ?? 'routine',
+    log,
+  );
+  // The outbox forgets an image once the PACS holds it: Storage Commitment counts an image it no longer holds, but
+  // this knows was received, as committed. The outbox first: an image is never "received" here without being in it.
+  const received = new ReceivedImages(receivedIndex);
+  images.onRecord = (image) => {
+    outbox.add(image);
+    received.add(image);
+  };
+  const commitment = new StorageCommitment({
+    dataDir: options.dataDir,
+    aeTitle: options.aeTitle,
+    peers: options.commitmentPeers ?? {},
+    images: outboxImageSource(outbox, received, MAMMOGRAPHY_STORAGE),
+    log,
+  });
 
   /** Today's and later appointments as the trailer sees them (hub copy + changes not yet answered). */
   const entries = (): WorklistEntry[] => {
@@ -106,6 +137,7 @@ export function startGateway(options: GatewayOptions) {
     worklist,
     images,
     procedureSteps,
+    commitment,
     onProcedureStep: (event) => {
       const change = procedureStepChange(event, [...seen.values()], 'mammography machine (MPPS)');
       if (change) record(change);
@@ -125,9 +157,21 @@ export function startGateway(options: GatewayOptions) {
       copy.replace(snapshot, options.today());
       remember(snapshot.entries);
     },
-    onOnline: () => void sync(),
+    onOnline: () => {
+      void sync();
+      sender.nudge();
+    },
     ...(options.maxRetryMs ? { maxRetryMs: options.maxRetryMs } : {}),
     ...(options.resyncMs ? { resyncMs: options.resyncMs } : {}),
+    log,
+  });
+  const sender = new TransferSender({
+    connection,
+    outbox,
+    dataDir: options.dataDir,
+    cap: options.cap ?? [],
+    online: () => feed.state.online,
+    ...(options.maxRetryMs ? { maxRetryMs: options.maxRetryMs } : {}),
     log,
   });
   // Changes refused by a dropped link are retried while there are any; a past clinic day leaves the copy even
@@ -150,6 +194,9 @@ export function startGateway(options: GatewayOptions) {
     entries,
     changes: () => changes.all(),
     imagesFor: (entry) => images.countFor(entry.accessionNumber, entry.nhsNumber),
+    transfersFor: (entry) => outbox.ofExam(entry.accessionNumber, entry.nhsNumber),
+    outbox: () => ({ report: sender.outboxReport(), images: outbox.all(), lastError: sender.lastError }),
+    sentBytesTotal: () => sender.totalSentBytes,
     recentImages: () => images.recent(),
     markAttendance(appointmentId, status, madeBy) {
       const entry = find(appointmentId);
@@ -190,15 +237,20 @@ export function startGateway(options: GatewayOptions) {
     copy,
     feed,
     images,
+    outbox,
+    sender,
+    commitment,
     changes,
     desk,
     sync,
-    close() {
+    async close() {
       clearInterval(housekeeping);
       feed.stop();
       scp.close();
-      connection.close();
+      await commitment.close();
       statusPage?.close();
+      await sender.stop();
+      connection.close();
     },
   };
 }

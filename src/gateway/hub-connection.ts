@@ -1,5 +1,7 @@
 import { Agent, request, type RequestOptions } from 'node:https';
-import type { IncomingMessage } from 'node:http';
+import type { IncomingHttpHeaders, IncomingMessage } from 'node:http';
+import type { Readable } from 'node:stream';
+import { pipeline } from 'node:stream/promises';
 import type { GatewayIdentity } from './identity.js';
 
 export class HubError extends Error {
@@ -80,6 +82,49 @@ export class HubConnection {
       throw refusal(response.statusCode ?? 0, text);
     }
     return JSON.parse(text) as T;
+  }
+
+  /**
+   * One request with any method, headers and a streamed body (an upload); resolves with the status, headers and
+   * text of the answer. `signal` aborts it. A link that carries nothing for the timeout fails it.
+   */
+  exchange(
+    method: string,
+    path: string,
+    options: { headers?: Record<string, string>; body?: Readable; signal?: AbortSignal } = {},
+  ): Promise<{ status: number; headers: IncomingHttpHeaders; text: string }> {
+    return new Promise((resolve, reject) => {
+      const req = request(
+        new URL(path, this.hubUrl),
+        {
+          method,
+          agent: this.agent,
+          headers: options.headers ?? {},
+          ...(options.signal ? { signal: options.signal } : {}),
+        },
+        (response) => {
+          const chunks: Buffer[] = [];
+          response.on('data', (c: Buffer) => chunks.push(c));
+          response.on('error', reject);
+          response.on('end', () => {
+            // The hub answered before the whole body went (an error, say): the rest is not wanted, and the
+            // connection, with a request half sent on it, must not be kept for the next one.
+            if (!req.writableFinished) req.destroy();
+            resolve({
+              status: response.statusCode ?? 0,
+              headers: response.headers,
+              text: Buffer.concat(chunks).toString('utf8'),
+            });
+          });
+        },
+      );
+      req.setTimeout(this.timeoutMs, () =>
+        req.destroy(new Error(`the link to the hub carried nothing for ${this.timeoutMs / 1000} s`)),
+      );
+      req.on('error', reject);
+      if (options.body) pipeline(options.body, req).catch((error: Error) => req.destroy(error));
+      else req.end();
+    });
   }
 
   get<T>(path: string): Promise<T> {

@@ -60,6 +60,8 @@ export class ImageStore {
   private readonly unaccessionedByPatient = new Map<string, Set<string>>();
   /** The latest images received, newest last (for the trailer page). */
   private readonly latest: ReceivedImage[] = [];
+  /** Called with each image once it is durable (the outbox takes it from here). */
+  onRecord: ((image: ReceivedImage) => void) | undefined;
 
   constructor(
     dataDir: string,
@@ -74,17 +76,25 @@ export class ImageStore {
     // Files still in incoming/ were never acknowledged (a crash mid-transfer): the modality still has them.
     rmSync(this.incoming, { recursive: true, force: true });
     mkdirSync(this.incoming, { recursive: true, mode: 0o700 });
-    for (const value of readLines(this.index).values) {
-      const image = value as Partial<ReceivedImage> | null;
-      if (typeof image?.sopInstanceUid === 'string' && typeof image.receivedAt === 'string')
-        this.remember(image as ReceivedImage);
-      if (typeof image?.sopInstanceUid === 'string')
-        this.count({
-          sopInstanceUid: image.sopInstanceUid,
-          accessionNumber: typeof image.accessionNumber === 'string' ? image.accessionNumber : '',
-          patientId: typeof image.patientId === 'string' ? image.patientId : '',
-        });
+    for (const image of ImageStore.readIndex(dataDir)) {
+      this.remember(image);
+      this.count(image);
     }
+  }
+
+  /** Every image received.jsonl records (lines too damaged to use are skipped). */
+  static readIndex(dataDir: string): ReceivedImage[] {
+    const images: ReceivedImage[] = [];
+    for (const value of readLines(join(dataDir, 'received.jsonl')).values) {
+      const image = value as Partial<ReceivedImage> | null;
+      if (typeof image?.sopInstanceUid !== 'string' || typeof image.receivedAt !== 'string') continue;
+      images.push({
+        ...(image as ReceivedImage),
+        accessionNumber: typeof image.accessionNumber === 'string' ? image.accessionNumber : '',
+        patientId: typeof image.patientId === 'string' ? image.patientId : '',
+      });
+    }
+    return images;
   }
 
   freeBytes(): number {
@@ -107,6 +117,7 @@ export class ImageStore {
     appendLineDurably(this.index, image);
     this.count(image);
     this.remember(image);
+    this.onRecord?.(image);
     return image;
   }
 

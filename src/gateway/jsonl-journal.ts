@@ -1,5 +1,6 @@
 import { closeSync, existsSync, fsyncSync, ftruncateSync, openSync, readFileSync, writeSync } from 'node:fs';
 import { dirname } from 'node:path';
+import { fsyncPath } from '../durable.js';
 
 /**
  * Appends one JSON line to a file and fsyncs it (and, for a new file, its folder) before returning: once this
@@ -48,13 +49,4 @@ export function readLines(file: string): { values: unknown[]; damaged: number } 
     }
   }
   return { values, damaged };
-}
-
-function fsyncPath(path: string): void {
-  const fd = openSync(path, 'r');
-  try {
-    fsyncSync(fd);
-  } finally {
-    closeSync(fd);
-  }
 }

@@ -10,6 +10,8 @@ import { nhsukFrontendDir } from '../paths.js';
 import type { GatewayChange, TrailerField } from '../protocol/gateway-changes.js';
 import type { QueuedChange } from './change-queue.js';
 import type { ReceivedImage } from './image-store.js';
+import { IMAGE_STATES, type ImageState, type OutboxImage } from './outbox.js';
+import type { OutboxReport } from '../protocol/transfer.js';
 import type { FeedState } from './hub-feed.js';
 import type { WorklistCopy } from './worklist-copy.js';
 
@@ -23,6 +25,12 @@ export interface TrailerDesk {
   entries(): WorklistEntry[];
   changes(): QueuedChange[];
   imagesFor(entry: WorklistEntry): number;
+  /** The exam's images in the outbox and the latest confirmed in the PACS, with their transfer state. */
+  transfersFor(entry: WorklistEntry): OutboxImage[];
+  /** The outbox as a whole: what is waiting, the send rate and cap, the last sending error. */
+  outbox(): { report: OutboxReport; images: OutboxImage[]; lastError: string | undefined };
+  /** Bytes sent to the hub since the gateway started (a Prometheus counter: it starts again from 0 on restart). */
+  sentBytesTotal(): number;
   /** The latest images received, newest first. */
   recentImages(): ReceivedImage[];
   /** Throws TrailerChangeRefused with a message for the page. */
@@ -53,6 +61,163 @@ const time = (iso: string) =>
 const cell = (html: string) => `<td class="nhsuk-table__cell">${html}</td>`;
 const header = (text: string) => `<th scope="col" class="nhsuk-table__header">${text}</th>`;
 const who = (e: WorklistEntry) => `${escape(e.familyName.toUpperCase())}, ${escape(e.givenName)}`;
+
+/** A length of time as people say it: "45 seconds", "12 minutes", "3 hours 20 minutes", "2 days 4 hours". */
+export function duration(seconds: number): string {
+  const s = Math.max(0, Math.round(seconds));
+  const plural = (n: number, unit: string) => `${n} ${unit}${n === 1 ? '' : 's'}`;
+  if (s < 60) return plural(s, 'second');
+  const minutes = Math.round(s / 60);
+  if (minutes < 60) return plural(minutes, 'minute');
+  const hours = Math.floor(minutes / 60);
+  if (hours < 24) return `${plural(hours, 'hour')}${minutes % 60 ? ` ${plural(minutes % 60, 'minute')}` : ''}`;
+  const days = Math.floor(hours / 24);
+  return `${plural(days, 'day')}${hours % 24 ? ` ${plural(hours % 24, 'hour')}` : ''}`;
+}
+
+/** Megabytes (10⁶ bytes, as the image sizes on this page): one decimal below 10 MB. */
+const megabytes = (bytes: number) => {
+  const mb = bytes / 1e6;
+  return `${mb > 0 && mb < 10 ? mb.toFixed(1) : Math.round(mb)} MB`;
+};
+const megabits = (bitsPerSecond: number) => `${(bitsPerSecond / 1e6).toFixed(1)} Mbit/s`;
+
+/** Bytes of a package the hub has acknowledged or is being sent now, and the package's size. */
+function sentOf(image: OutboxImage): { sent: number; of: number } {
+  const of = image.packedBytes ?? 0;
+  return { sent: Math.min(of, image.acknowledged + image.sent), of };
+}
+const percent = (sent: number, of: number) => (of > 0 ? Math.floor((sent / of) * 100) : 0);
+
+/** An image's transfer state for the page (plain text, but for damaged: a red tag and what to do). */
+function stateText(image: OutboxImage | undefined): string {
+  switch (image?.state) {
+    case 'received':
+      return 'Received, waiting to be sealed';
+    case 'sealed':
+      return 'Sealed, waiting to send';
+    case 'sending':
+      return `Sending (${percent(sentOf(image).sent, sentOf(image).of)} %)`;
+    case 'at_hub':
+      return 'Sent, the hub is storing it in the PACS';
+    case 'damaged':
+      return `<strong class="nhsuk-tag nhsuk-tag--red">Damaged</strong> <span class="nhsuk-body-s">send again from the machine</span>`;
+    // Not in the outbox any more (undefined): confirmed in the PACS long enough ago to have left the list.
+    case 'in_pacs':
+    case undefined:
+      return 'In PACS';
+  }
+}
+
+/** An exam's images: "4 received: 2 in PACS, 1 sending (40 %), 1 sealed", and any damaged, as a red tag. */
+function examImages(received: number, transfers: readonly OutboxImage[]): string {
+  const total = Math.max(received, transfers.length);
+  if (total === 0) return 'None yet';
+  const count = (state: ImageState) => transfers.filter((i) => i.state === state).length;
+  const sending = transfers.filter((i) => i.state === 'sending');
+  const sendingProgress = sending.reduce((sum, i) => ({ sent: sum.sent + sentOf(i).sent, of: sum.of + sentOf(i).of }), {
+    sent: 0,
+    of: 0,
+  });
+  // Images the outbox no longer lists were confirmed in the PACS long ago.
+  const inPacs = count('in_pacs') + (total - transfers.length);
+  const parts = [
+    inPacs && `${inPacs} in PACS`,
+    count('at_hub') && `${count('at_hub')} at the hub`,
+    sending.length && `${sending.length} sending (${percent(sendingProgress.sent, sendingProgress.of)} %)`,
+    count('sealed') && `${count('sealed')} sealed`,
+    count('received') && `${count('received')} waiting to be sealed`,
+  ].filter(Boolean);
+  const damaged = count('damaged');
+  return `${total} received${parts.length ? `: ${parts.join(', ')}` : ''}${
+    damaged
+      ? `<br><strong class="nhsuk-tag nhsuk-tag--red">${damaged} damaged</strong> <span class="nhsuk-body-s">send again from the machine</span>`
+      : ''
+  }`;
+}
+
+/** The worklist appointment an image belongs to: by accession number, or by patient ID when it has none. */
+function entryFor(
+  image: { accessionNumber: string; patientId: string },
+  entries: readonly WorklistEntry[],
+): WorklistEntry | undefined {
+  return entries.find(
+    (e) =>
+      (image.accessionNumber && e.accessionNumber === image.accessionNumber) ||
+      (!image.accessionNumber && e.nhsNumber === image.patientId),
+  );
+}
+
+const summaryRow = (key: string, value: string) =>
+  `<div class="nhsuk-summary-list__row"><dt class="nhsuk-summary-list__key">${key}</dt><dd class="nhsuk-summary-list__value">${value}</dd></div>`;
+
+/** The images waiting to go to the hub, how fast they go, and when they will all be there. */
+function sendingSection(
+  outbox: ReturnType<TrailerDesk['outbox']>,
+  upcoming: readonly WorklistEntry[],
+  now: Date,
+): string {
+  const { report, images, lastError } = outbox;
+  const rate = report.sendBytesPerSecond;
+  const toClear =
+    report.bytes === 0
+      ? 'Nothing to send'
+      : rate > 0
+        ? `About ${duration(report.bytes / rate)}`
+        : '—<span class="nhsuk-u-visually-hidden"> (not known: nothing has been sent in the last ten minutes)</span>';
+  const summary = `<dl class="nhsuk-summary-list">${[
+    summaryRow('Images waiting', String(report.images)),
+    summaryRow('To send', megabytes(report.bytes)),
+    summaryRow('Longest wait', report.images ? duration(report.oldestWaitingSeconds) : 'Nothing waiting'),
+    summaryRow(
+      'Send rate',
+      rate > 0
+        ? megabits(rate * 8)
+        : `${megabits(0)} <span class="nhsuk-body-s">(nothing sent in the last ten minutes)</span>`,
+    ),
+    summaryRow('Bandwidth cap in force', report.capBitsPerSecond === null ? 'none' : megabits(report.capBitsPerSecond)),
+    summaryRow('Estimated time to clear', toClear),
+    ...(report.damaged
+      ? [
+          summaryRow(
+            'Damaged images',
+            `<strong class="nhsuk-tag nhsuk-tag--red">${report.damaged} damaged</strong> <span class="nhsuk-body-s">send them again from the machine</span>`,
+          ),
+        ]
+      : []),
+    ...(lastError ? [summaryRow('Last error', escape(lastError))] : []),
+  ].join('')}</dl>`;
+  const waiting = images.filter((i) => i.state !== 'in_pacs');
+  const shown = waiting.slice(0, 50);
+  const rows = shown
+    .map((image, index) => {
+      const entry = entryFor(image, upcoming);
+      const exam = entry
+        ? `${who(entry)} <span class="nhsuk-body-s">(${escape(entry.startTime)}, accession ${escape(entry.accessionNumber)})</span>`
+        : `Accession ${escape(image.accessionNumber || 'none')}, patient ID ${escape(image.patientId || 'none')} <span class="nhsuk-body-s">(not on this unit's worklist)</span>`;
+      let progress = '';
+      if (image.state === 'sending') {
+        const { sent, of } = sentOf(image);
+        const id = `progress-${index}`;
+        progress = `<label class="nhsuk-u-visually-hidden" for="${id}">Sent so far</label><progress id="${id}" max="${of}" value="${sent}">${percent(sent, of)} %</progress> <span class="nhsuk-body-s">${percent(sent, of)} % (${megabytes(sent)} of ${megabytes(of)})</span>`;
+      } else if (image.state === 'at_hub') progress = 'All sent';
+      else if (image.state === 'damaged') progress = escape(image.message ?? '');
+      else progress = 'Not started';
+      const size = image.packedBytes === undefined ? megabytes(image.originalBytes) : megabytes(image.packedBytes);
+      return `<tr class="nhsuk-table__row">${cell(stateText(image))}${cell(
+        `${exam}${image.priority === 'urgent' ? ' <strong class="nhsuk-tag nhsuk-tag--orange">Urgent</strong>' : ''}`,
+      )}${cell(escape(duration((now.getTime() - image.receivedAt) / 1000)))}${cell(size)}${cell(progress)}</tr>`;
+    })
+    .join('');
+  const table = rows
+    ? `<table class="nhsuk-table"><caption class="nhsuk-table__caption nhsuk-table__caption--s">Images waiting to go to the hub, in sending order</caption><thead class="nhsuk-table__head"><tr>${header('State')}${header('Exam')}${header('Waiting')}${header('Size')}${header('Progress')}</tr></thead><tbody class="nhsuk-table__body">${rows}</tbody></table>${
+        waiting.length > shown.length
+          ? `<p>Showing the first ${shown.length} of ${waiting.length}, in sending order.</p>`
+          : ''
+      }`
+    : '<p>Every image received has been sent to the hub.</p>';
+  return `<h2>Sending to the hub</h2>${summary}${table}`;
+}
 
 function layout(title: string, body: string): string {
   return `<!DOCTYPE html><html lang="en"><head><meta charset="utf-8">
@@ -102,14 +267,14 @@ export function renderStatus(
     `<form method="post" action="/attendance" class="nhsuk-u-margin-bottom-1" style="display:inline"><input type="hidden" name="csrf" value="${csrf}"><input type="hidden" name="appointment" value="${escape(id)}"><input type="hidden" name="status" value="${status}"><button type="submit" class="nhsuk-button nhsuk-button--small${secondary ? ' nhsuk-button--secondary' : ''} nhsuk-u-margin-bottom-0">${text}<span class="nhsuk-u-visually-hidden"> for this appointment</span></button></form>`;
   const rows = todays
     .map((e) => {
-      const images = desk.imagesFor(e);
+      const images = examImages(desk.imagesFor(e), desk.transfersFor(e));
       const actions =
         e.status === 'scheduled'
           ? `${button(e.appointmentId, 'checked_in', 'Checked in', false)} ${button(e.appointmentId, 'did_not_attend', 'Did not attend', true)}`
           : '';
       return `<tr class="nhsuk-table__row">${cell(escape(e.startTime))}${cell(`${who(e)}<br><span class="nhsuk-body-s">NHS ${escape(e.nhsNumber)} · born ${escape(e.dateOfBirth)}</span>`)}${cell(
         `${escape(STATUS_LABELS[e.status])}${e.adjustments.length ? `<br><span class="nhsuk-body-s">${escape(e.adjustments.join(', '))}</span>` : ''}`,
-      )}${cell(images ? `${images} received` : 'None yet')}${cell(`${actions} <a href="/details?appointment=${escape(e.appointmentId)}">Correct details<span class="nhsuk-u-visually-hidden"> of ${who(e)}</span></a>`)}</tr>`;
+      )}${cell(images)}${cell(`${actions} <a href="/details?appointment=${escape(e.appointmentId)}">Correct details<span class="nhsuk-u-visually-hidden"> of ${who(e)}</span></a>`)}</tr>`;
     })
     .join('');
   const byId = new Map(upcoming.map((e) => [e.appointmentId, e]));
@@ -123,19 +288,17 @@ export function renderStatus(
     )
     .join('');
   const pending = desk.changes().filter((q) => !q.outcome).length;
+  const outbox = desk.outbox();
+  const inOutbox = new Map(outbox.images.map((i) => [i.sopInstanceUid, i]));
   const imageRows = desk
     .recentImages()
     .slice(0, 20)
     .map((image) => {
-      const entry = upcoming.find(
-        (e) =>
-          (image.accessionNumber && e.accessionNumber === image.accessionNumber) ||
-          (!image.accessionNumber && e.nhsNumber === image.patientId),
-      );
+      const entry = entryFor(image, upcoming);
       const matched = entry
         ? `${who(entry)} <span class="nhsuk-body-s">(${escape(entry.startTime)})</span>`
         : `<strong class="nhsuk-tag nhsuk-tag--orange">Not matched</strong> <span class="nhsuk-body-s">accession ${escape(image.accessionNumber || 'none')}, patient ID ${escape(image.patientId || 'none')}: not on this unit's worklist. Check the details on the machine.</span>`;
-      return `<tr class="nhsuk-table__row">${cell(escape(time(image.receivedAt)))}${cell(escape(SOP_CLASS_NAMES[image.sopClassUid] ?? image.sopClassUid))}${cell(`${Math.round(image.bytes / 1e6)} MB`)}${cell(matched)}</tr>`;
+      return `<tr class="nhsuk-table__row">${cell(escape(time(image.receivedAt)))}${cell(escape(SOP_CLASS_NAMES[image.sopClassUid] ?? image.sopClassUid))}${cell(`${Math.round(image.bytes / 1e6)} MB`)}${cell(matched)}${cell(stateText(inOutbox.get(image.sopInstanceUid)))}</tr>`;
     })
     .join('');
   const banner = options.error
@@ -154,11 +317,71 @@ export function renderStatus(
 <h2>Today's worklist</h2><table class="nhsuk-table"><caption class="nhsuk-table__caption nhsuk-u-visually-hidden">Today's worklist</caption>
 <thead class="nhsuk-table__head"><tr>${header('Time')}${header('Participant')}${header('Status')}${header('Images')}${header('Actions')}</tr></thead>
 <tbody class="nhsuk-table__body">${rows || '<tr class="nhsuk-table__row"><td class="nhsuk-table__cell" colspan="5">No appointments today.</td></tr>'}</tbody></table>
-<h2>Images received</h2>${imageRows ? `<table class="nhsuk-table"><caption class="nhsuk-table__caption nhsuk-u-visually-hidden">Latest images received from the machine</caption><thead class="nhsuk-table__head"><tr>${header('When')}${header('Image')}${header('Size')}${header('Appointment')}</tr></thead><tbody class="nhsuk-table__body">${imageRows}</tbody></table>` : '<p>No images received yet.</p>'}
+${sendingSection(outbox, upcoming, now)}
+<h2>Images received</h2>${imageRows ? `<table class="nhsuk-table"><caption class="nhsuk-table__caption nhsuk-u-visually-hidden">Latest images received from the machine</caption><thead class="nhsuk-table__head"><tr>${header('When')}${header('Image')}${header('Size')}${header('Appointment')}${header('Transfer')}</tr></thead><tbody class="nhsuk-table__body">${imageRows}</tbody></table>` : '<p>No images received yet.</p>'}
 <h2>Changes made on this unit</h2><p>${pending === 0 ? 'Nothing waiting to be sent.' : `${pending} waiting to be sent to the hub.`}</p>
 ${changes ? `<table class="nhsuk-table"><caption class="nhsuk-table__caption nhsuk-u-visually-hidden">Changes made on this unit</caption><thead class="nhsuk-table__head"><tr>${header('When')}${header('Change')}${header('By')}${header('At the hub')}</tr></thead><tbody class="nhsuk-table__body">${changes}</tbody></table>` : ''}
 <h2>Who is working</h2>${nameForm}`,
   );
+}
+
+/** One metric in the Prometheus text format (0.0.4): its help, its type, and its samples (label sets, values). */
+function metric(
+  name: string,
+  type: 'gauge' | 'counter',
+  help: string,
+  samples: readonly { labels?: Record<string, string>; value: number }[],
+): string {
+  const labels = (set: Record<string, string> | undefined) =>
+    set && Object.keys(set).length
+      ? `{${Object.entries(set)
+          .map(([k, v]) => `${k}="${v.replace(/\\/g, '\\\\').replace(/"/g, '\\"').replace(/\n/g, '\\n')}"`)
+          .join(',')}}`
+      : '';
+  return `# HELP ${name} ${help}\n# TYPE ${name} ${type}\n${samples.map((s) => `${name}${labels(s.labels)} ${s.value}`).join('\n')}\n`;
+}
+
+/** GET /metrics: the outbox and the link, for Prometheus (text format 0.0.4). */
+export function renderMetrics(desk: TrailerDesk): string {
+  const { report, images } = desk.outbox();
+  const cap = report.capBitsPerSecond;
+  return [
+    metric(
+      'gateway_outbox_images',
+      'gauge',
+      'Images in the outbox by transfer state (in_pacs: confirmed in the PACS recently, still listed on the page).',
+      IMAGE_STATES.map((state) => ({ labels: { state }, value: images.filter((i) => i.state === state).length })),
+    ),
+    metric('gateway_outbox_bytes', 'gauge', 'Bytes still to send to the hub (estimated for images not yet sealed).', [
+      { value: report.bytes },
+    ]),
+    metric('gateway_outbox_oldest_waiting_seconds', 'gauge', 'Seconds the longest-waiting image has waited.', [
+      { value: report.oldestWaitingSeconds },
+    ]),
+    metric(
+      'gateway_send_bytes_per_second',
+      'gauge',
+      'Bytes per second the hub acknowledged over the last ten minutes of sending.',
+      [{ value: report.sendBytesPerSecond }],
+    ),
+    metric('gateway_sent_bytes_total', 'counter', 'Bytes of packages sent to the hub since the gateway started.', [
+      { value: desk.sentBytesTotal() },
+    ]),
+    ...(cap === null
+      ? []
+      : [
+          metric('gateway_bandwidth_cap_bits_per_second', 'gauge', 'The bandwidth cap in force now.', [{ value: cap }]),
+        ]),
+    metric('gateway_hub_connected', 'gauge', '1 while the push stream from the hub is up, else 0.', [
+      { value: desk.state.online ? 1 : 0 },
+    ]),
+    metric(
+      'gateway_damaged_images',
+      'gauge',
+      'Images the gateway cannot send (refused twice by the hub, or unreadable): send them again from the machine.',
+      [{ value: report.damaged }],
+    ),
+  ].join('');
 }
 
 const DETAIL_FIELDS: { field: TrailerField; label: string }[] = [
@@ -275,6 +498,10 @@ export function startStatusPage(options: {
     const url = new URL(request.url ?? '/', 'http://gateway');
     if (request.method === 'GET' && url.pathname === '/nhsuk-frontend.min.css')
       return response.writeHead(200, { ...headers, 'content-type': 'text/css' }).end(css);
+    if (request.method === 'GET' && url.pathname === '/metrics')
+      return response
+        .writeHead(200, { ...headers, 'content-type': 'text/plain; version=0.0.4; charset=utf-8' })
+        .end(renderMetrics(desk));
     if (request.method === 'GET' && (url.pathname === '/' || url.pathname === '/status'))
       return html(
         response,

@@ -19,6 +19,7 @@ import {
   type ProcedureStepService,
 } from './procedure-step-service.js';
 import type { ProcedureStepEvent, ProcedureStepStore } from './procedure-steps.js';
+import { STORAGE_COMMITMENT_SOP_CLASS, type CommitmentLink, type StorageCommitment } from './storage-commitment.js';
 import { SharedCommandDataset, WorklistResponses } from './worklist-responses.js';
 
 const { Dataset, Server, Scp } = dcmjsDimse;
@@ -33,7 +34,7 @@ const {
   SopClass,
   StorageClass,
 } = dcmjsDimse.constants;
-const { NCreateResponse, NSetResponse } = dcmjsDimse.responses;
+const { NActionResponse, NCreateResponse, NSetResponse } = dcmjsDimse.responses;
 
 export interface WorklistScpOptions {
   port: number;
@@ -55,6 +56,8 @@ export interface WorklistScpOptions {
   procedureSteps?: ProcedureStepStore;
   /** Told of each step started, completed or discontinued, once durable and before the modality is answered. */
   onProcedureStep?: (event: ProcedureStepEvent) => void;
+  /** Storage Commitment Push Model (N-ACTION SCP, N-EVENT-REPORT); without it, Storage Commitment is not offered. */
+  commitment?: StorageCommitment;
 }
 
 export interface WorklistScp {
@@ -99,8 +102,8 @@ const SOP_CLASS_NOT_SUPPORTED = 0x0122;
 
 /**
  * The gateway's DICOM services for the mammography machine, so far: Verification (C-ECHO), Modality Worklist
- * Information Model – FIND (C-FIND SCP), mammography storage (C-STORE SCP) and Modality Performed Procedure Step
- * (N-CREATE, N-SET SCP). What a peer sends is checked against PDU_LIMITS before dcmjs-dimse reads it.
+ * Information Model – FIND (C-FIND SCP), mammography storage (C-STORE SCP), Modality Performed Procedure Step
+ * (N-CREATE, N-SET SCP) and Storage Commitment Push Model (N-ACTION SCP, N-EVENT-REPORT: storage-commitment.ts). What a peer sends is checked against PDU_LIMITS before dcmjs-dimse reads it.
  * Conformance: docs/dicom-conformance-gateway.md.
  */
 export function startWorklistScp(options: WorklistScpOptions): WorklistScp {
@@ -113,7 +116,13 @@ export function startWorklistScp(options: WorklistScpOptions): WorklistScp {
     onProcedureStep: options.onProcedureStep,
     log: options.log,
   };
-  const services = [...SERVICES, ...(images ? MAMMOGRAPHY_STORAGE : []), ...(procedureSteps ? [MPPS_SOP_CLASS] : [])];
+  const commitment = options.commitment;
+  const services = [
+    ...SERVICES,
+    ...(images ? MAMMOGRAPHY_STORAGE : []),
+    ...(procedureSteps ? [MPPS_SOP_CLASS] : []),
+    ...(commitment ? [STORAGE_COMMITMENT_SOP_CLASS] : []),
+  ];
   const worklistResponses = new WorklistResponses();
 
   class GatewayScp extends Scp {
@@ -144,8 +153,14 @@ export function startWorklistScp(options: WorklistScpOptions): WorklistScp {
         closeConnection(socket);
       });
       // A connection that ends mid-image (cut, killed modality) leaves nothing behind in incoming/.
-      this.on('close', () => this.dropArrivingImage());
+      this.on('close', () => {
+        this.dropArrivingImage();
+        this.commitmentLink?.closed();
+      });
     }
+
+    /** While the association is open with Storage Commitment accepted: reports for the modality may go on it. */
+    private commitmentLink: CommitmentLink | undefined;
 
     private dropArrivingImage(): void {
       this.arriving?.discard();
@@ -209,6 +224,15 @@ export function startWorklistScp(options: WorklistScpOptions): WorklistScp {
           this.worklistSyntax = syntax;
       }
       this.sendAssociationAccept();
+      const commits = association
+        .getPresentationContexts()
+        .some(
+          ({ context }) =>
+            context.getAbstractSyntaxUid() === STORAGE_COMMITMENT_SOP_CLASS &&
+            context.getResult() === PresentationContextResult.Accept,
+        );
+      // The N-EVENT-REPORT-RQ goes as a request of the gateway's own (dcmjs-dimse's Network.sendRequests).
+      if (commitment && commits) this.commitmentLink = commitment.attach(this.calling, (r) => this.sendRequests(r));
     }
 
     override cEchoRequest(
@@ -447,14 +471,27 @@ export function startWorklistScp(options: WorklistScpOptions): WorklistScp {
       callback(refused);
     }
 
+    override nActionRequest(
+      request: dcmjsDimse.requests.NActionRequest,
+      callback: (response: dcmjsDimse.responses.NActionResponse) => void,
+    ): void {
+      if (commitment) return callback(commitment.action(request, this.calling));
+      const refused = NActionResponse.fromRequest(request);
+      refused.setStatus(Status.SopClassNotSupported);
+      callback(refused);
+    }
+
     /** The modality gave up (A-ABORT): drop any half-received image and close the connection. */
     override abort(): void {
       options.log('warn', `Association aborted by ${this.calling || 'the modality'}`);
+      this.commitmentLink?.closed();
       this.dropArrivingImage();
       (this as unknown as { socket: Socket }).socket.destroy();
     }
 
     override associationReleaseRequested(): void {
+      // Nothing more is sent on an association being released: a report not answered yet goes another way.
+      this.commitmentLink?.closed();
       this.sendAssociationReleaseResponse();
     }
   }

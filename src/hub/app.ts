@@ -15,6 +15,7 @@ import type { Db } from '../store/database.js';
 import { ConflictError, NotFoundError, RuleError } from '../store/errors.js';
 import { registerApi } from './api/routes.js';
 import { registerAuthentication } from './auth.js';
+import { registerMetrics } from './metrics.js';
 import { registerAuditPages } from './pages/audit.js';
 import { registerConflictPages } from './pages/conflicts.js';
 import { registerGatewayPages } from './pages/gateways.js';
@@ -22,6 +23,7 @@ import { registerClinicPages } from './pages/clinics.js';
 import { registerParticipantPages } from './pages/participants.js';
 import { registerRecordPages } from './pages/record.js';
 import { registerSignInPages } from './pages/sign-in.js';
+import { registerTransferPages } from './pages/transfers.js';
 import { configureTemplates } from './templates.js';
 
 export interface HubOptions {
@@ -37,6 +39,10 @@ export interface HubOptions {
   trustProxy?: FastifyServerOptions['trustProxy'];
   /** Where gateways reach the hub's mutual-TLS listener, shown on the Gateways page (https://host:port). */
   gatewayAddress?: string;
+  /** The Image transfers page alerts when a unit's oldest image has waited longer than this (default 240: 4 hours). */
+  transferWaitLimitMinutes?: number;
+  /** Lets a scraper elsewhere read GET /metrics with "Authorization: Bearer <token>" (default: $METRICS_TOKEN). */
+  metricsToken?: string;
 }
 
 declare module 'fastify' {
@@ -181,8 +187,10 @@ export async function buildHub(options: HubOptions): Promise<FastifyInstance> {
   registerClinicPages(app, options.db);
   registerAuditPages(app, options.db);
   registerGatewayPages(app, options.db, options.gatewayAddress);
+  registerTransferPages(app, options.db, { waitLimitMinutes: options.transferWaitLimitMinutes });
   registerConflictPages(app, options.db);
   await registerApi(app, options.db);
   app.get('/health', async () => ({ status: 'ok' }));
+  registerMetrics(app, options.db, { token: options.metricsToken ?? process.env.METRICS_TOKEN });
   return app;
 }

@@ -16,10 +16,15 @@ import {
   recordGatewayContact,
   type EnrolledGateway,
 } from '../store/gateways.js';
+import { transferKey } from '../store/transfers.js';
+import { rawPrivateKey } from '../transfer/sealed-package.js';
 import { unitWorklist } from '../store/worklist.js';
+import type { Pacs } from '../pacs/pacs.js';
 import { issueServerCertificate } from '../tls/certificates.js';
 import { isoDateField } from './forms.js';
 import { GatewayPush } from './gateway-push.js';
+import { TransferIntake } from './transfer-intake.js';
+import { registerTransferRoutes } from './transfer-uploads.js';
 
 export interface GatewayListenerOptions {
   database: Database;
@@ -30,6 +35,16 @@ export interface GatewayListenerOptions {
   today: () => string;
   /** Heartbeat on push streams, so a dead link is noticed at both ends (default 15 s). */
   heartbeatMs?: number;
+  /** Image transfer: where packages are received and restored, and the PACS that takes the images. */
+  transfers: {
+    dir: string;
+    pacs: Pacs;
+    /** Wait before trying an unreachable PACS again (default 30 s). */
+    retryMs?: number;
+    /** Bytes between fsyncs of an upload in progress (default 8 MiB). */
+    checkpointBytes?: number;
+  };
+  log?: (level: 'info' | 'warn' | 'error', message: string) => void;
 }
 
 declare module 'fastify' {
@@ -52,6 +67,16 @@ export async function startGatewayListener(options: GatewayListenerOptions) {
   const server = await issueServerCertificate(authority, hostnames);
   const push = new GatewayPush(options.database, options.today);
   await push.start();
+  const log = options.log ?? ((level: 'info' | 'warn' | 'error', message: string) => console[level](message));
+  const key = await transferKey(db);
+  const intake = new TransferIntake({
+    database: options.database,
+    pacs: options.transfers.pacs,
+    dir: options.transfers.dir,
+    privateKey: rawPrivateKey(key.privateKey),
+    log,
+    ...(options.transfers.retryMs ? { retryMs: options.transfers.retryMs } : {}),
+  });
   const app = Fastify({
     https: {
       key: server.privateKeyPem,
@@ -70,7 +95,7 @@ export async function startGatewayListener(options: GatewayListenerOptions) {
   app.setValidatorCompiler(validatorCompiler);
   app.setSerializerCompiler(serializerCompiler);
   const r = app.withTypeProvider<ZodTypeProvider>();
-  const lastContact = new Map<string, number>();
+  const lastContact = new Map<string, { at: number; ip: string }>();
 
   const refuse = (reply: FastifyReply, status: number, message: string) =>
     reply.code(status).send({ error: status === 401 ? 'unauthorised' : 'forbidden', message });
@@ -85,8 +110,10 @@ export async function startGatewayListener(options: GatewayListenerOptions) {
       return refuse(reply, 403, 'This gateway has been revoked by the support team: enrol it again to reconnect');
     request.gateway = gateway;
     const now = Date.now();
-    if (now - (lastContact.get(gateway.id) ?? 0) > CONTACT_EVERY_MS) {
-      lastContact.set(gateway.id, now);
+    const last = lastContact.get(gateway.id);
+    // Recorded every 30 s, and at once when the gateway comes from a new address (the trailer moved).
+    if (!last || now - last.at > CONTACT_EVERY_MS || last.ip !== request.ip) {
+      lastContact.set(gateway.id, { at: now, ip: request.ip });
       await recordGatewayContact(db, gateway.id, request.ip);
     }
   }
@@ -192,16 +219,28 @@ export async function startGatewayListener(options: GatewayListenerOptions) {
     },
   );
 
+  registerTransferRoutes(app, {
+    db,
+    intake,
+    publicKey: key.publicKey,
+    requireGateway,
+    log,
+    ...(options.transfers.checkpointBytes ? { checkpointBytes: options.transfers.checkpointBytes } : {}),
+  });
+
   await app.listen({ port: options.port, host: options.host });
+  await intake.start();
   const address = app.server.address();
   return {
     app: app as unknown as FastifyInstance,
     port: typeof address === 'object' && address ? address.port : options.port,
     authorityPem: authority.certificatePem,
     push,
+    intake,
     async close() {
       await push.stop();
       await app.close();
+      await intake.stop();
     },
   };
 }

@@ -15,6 +15,7 @@ function navigation(request: FastifyRequest) {
     can(user.role, 'appointment.attendance') && { href: '/today', text: "Today's clinic" },
     can(user.role, 'conflict.resolve') && { href: '/conflicts', text: 'Data conflicts' },
     can(user.role, 'gateway.manage') && { href: '/support/gateways', text: 'Gateways' },
+    can(user.role, 'gateway.manage') && { href: '/support/transfers', text: 'Image transfers' },
     can(user.role, 'audit.view') && { href: '/admin/audit', text: 'Audit log' },
     { href: '/docs', text: 'API' },
   ].filter((i): i is { href: string; text: string } => Boolean(i));

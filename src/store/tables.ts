@@ -2,6 +2,8 @@ import type { ColumnType, Generated } from 'kysely';
 import type { AppointmentStatus } from '../pathway/appointment-status.js';
 import type { ItemCategory, Side, Source } from '../pathway/record-items.js';
 import type { Role } from '../pathway/staff-roles.js';
+import type { TransferPriority } from '../pathway/transfer-priority.js';
+import type { OutboxReport } from '../protocol/transfer.js';
 
 /** Kysely's view of the tables in migrations/*.sql. Calendar dates are 'YYYY-MM-DD' strings. */
 type CreatedAt = ColumnType<Date, Date | string | undefined, never>;
@@ -136,6 +138,8 @@ export interface Tables {
     booked_at: CreatedAt;
     booked_by: string | null;
     version: Generated<number>;
+    study_instance_uid: ColumnType<string | null, string | null | undefined, string | null>;
+    images_available_at: ColumnType<Date | null, Date | string | null | undefined, Date | string | null>;
   };
   appointment_slot: { clinic_id: string; slot_index: number; appointment_id: string };
   appointment_status_event: {
@@ -178,6 +182,8 @@ export interface Tables {
     revoked_reason: string | null;
     last_contact_at: Date | string | null;
     last_contact_ip: string | null;
+    outbox: ColumnType<OutboxReport | null, string | null | undefined, string | null>;
+    outbox_reported_at: ColumnType<Date | null, Date | string | null | undefined, Date | string | null>;
   };
   gateway_change: {
     id: string;
@@ -206,5 +212,38 @@ export interface Tables {
     resolved_by: string | null;
     resolved_at: Date | string | null;
     version: Generated<number>;
+  };
+  transfer_key: { id: number; private_key: Buffer; public_key: Buffer; created_at: CreatedAt };
+  transfer_upload: {
+    id: string;
+    gateway_id: string;
+    sop_instance_uid: string;
+    accession_number: string;
+    priority: TransferPriority;
+    length: number;
+    received_bytes: Generated<number>;
+    state: 'receiving' | 'received' | 'stored' | 'rejected';
+    message: Generated<string>;
+    waited_seconds: Generated<number>;
+    created_at: CreatedAt;
+    updated_at: Timestamp;
+    finished_at: Date | string | null;
+  };
+  transfer_image: {
+    sop_instance_uid: string;
+    sop_class_uid: string;
+    study_instance_uid: string;
+    accession_number: string;
+    patient_id: string;
+    appointment_id: string | null;
+    gateway_id: string | null;
+    upload_id: string | null;
+    original_bytes: number;
+    packed_bytes: number;
+    original_sha256: string;
+    pixel_sha256: string;
+    codec: string;
+    pacs: string;
+    stored_at: CreatedAt;
   };
 }

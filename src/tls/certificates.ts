@@ -21,6 +21,14 @@ type CryptoKey = webcrypto.CryptoKey;
 type CryptoKeyPair = webcrypto.CryptoKeyPair;
 const ALGORITHM = { name: 'ECDSA', namedCurve: 'P-256', hash: 'SHA-256' } as const;
 const DAY_MS = 24 * 60 * 60 * 1000;
+/**
+ * How far before its issue every certificate here is valid from. A mobile unit's clock may be well behind the hub's
+ * (a box off for weeks with a flat RTC battery, no NTP until the link is up): with notBefore = now, such a gateway
+ * would refuse the hub's freshly issued server certificate ("certificate is not yet valid") and send nothing. The
+ * lifetime still counts from the moment of issue (notAfter = now + validity), so backdating grants no extra use
+ * after expiry; it only widens the window at the front, which needs no secrecy (the key did not exist before).
+ */
+export const CLOCK_SKEW_ALLOWANCE_MS = 2 * DAY_MS;
 
 export interface KeyAndCertificate {
   certificatePem: string;
@@ -64,7 +72,7 @@ export async function createAuthority(commonName: string): Promise<KeyAndCertifi
   const certificate = await x509.X509CertificateGenerator.createSelfSigned({
     serialNumber: newSerial(),
     name: [{ CN: [commonName] }, { O: ['Screening Hub'] }],
-    notBefore: new Date(Date.now() - DAY_MS),
+    notBefore: new Date(Date.now() - CLOCK_SKEW_ALLOWANCE_MS),
     notAfter: new Date(Date.now() + 20 * 365 * DAY_MS),
     keys,
     signingAlgorithm: ALGORITHM,
@@ -98,7 +106,7 @@ async function issue(
     serialNumber: newSerial(),
     subject,
     issuer: ca.subject,
-    notBefore: new Date(Date.now() - 60 * 60 * 1000),
+    notBefore: new Date(Date.now() - CLOCK_SKEW_ALLOWANCE_MS),
     notAfter,
     publicKey,
     signingKey: await importPrivateKey(authority.privateKeyPem),

@@ -65,7 +65,7 @@ describe.skipIf(!haveChromium)("the trailer's gateway page in Chromium", () => {
   });
   afterAll(async () => {
     await browser?.close();
-    gateway?.close();
+    await gateway?.close();
     await listener?.close();
     await hub?.close();
     await database?.drop();

@@ -285,7 +285,7 @@ describe.skipIf(!haveDcmtk)('gateway and hub over mutual TLS', () => {
         .execute();
       expect(events.filter((e) => e.status === 'did_not_attend')).toHaveLength(1);
     } finally {
-      gateway.close();
+      await gateway.close();
     }
   });
 
@@ -299,7 +299,7 @@ describe.skipIf(!haveDcmtk)('gateway and hub over mutual TLS', () => {
       expect(gateway.feed.state.lastError).toMatch(/revoked/);
       expect(logs.some((l) => l.startsWith('error: This gateway has been revoked'))).toBe(true);
     } finally {
-      gateway.close();
+      await gateway.close();
     }
   });
 
@@ -384,7 +384,7 @@ describe.skipIf(!haveDcmtk)('gateway and hub over mutual TLS', () => {
       // Screened: off the machine's worklist.
       expect((await ask(port)).responses.some((r) => r.PatientID === mia.nhs_number)).toBe(false);
     } finally {
-      gateway.close();
+      await gateway.close();
     }
   });
 });

@@ -3,6 +3,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { enrol, type GatewayIdentity } from '../../src/gateway/identity.js';
 import { startGatewayListener } from '../../src/hub/gateway-listener.js';
+import { FileArchive, type Pacs } from '../../src/pacs/pacs.js';
 import type { Database } from '../../src/store/database.js';
 import { addGateway } from '../../src/store/gateways.js';
 import type { WorklistEntry } from '../../src/dicom/worklist-item.js';
@@ -11,9 +12,30 @@ import { createAuthority, createGatewayKey, fingerprint, issueGatewayCertificate
 import { TODAY } from './fixtures.js';
 import type { Actor } from '../../src/store/audit.js';
 
-/** The hub's gateway listener on a free port (or the port given, to restart it where gateways expect it). */
-export async function gatewayListener(database: Database, port = 0) {
-  return startGatewayListener({ database, port, host: '127.0.0.1', today: () => TODAY, heartbeatMs: 1000 });
+/**
+ * The hub's gateway listener on a free port (or the port given, to restart it where gateways expect it), storing
+ * images in a file archive in `transferDir` (a new temporary folder unless given) or the PACS given.
+ */
+export async function gatewayListener(
+  database: Database,
+  port = 0,
+  transfers: { dir?: string; pacs?: Pacs; retryMs?: number; checkpointBytes?: number } = {},
+) {
+  const dir = transfers.dir ?? mkdtempSync(join(tmpdir(), 'hub-transfers-'));
+  return startGatewayListener({
+    database,
+    port,
+    host: '127.0.0.1',
+    today: () => TODAY,
+    heartbeatMs: 1000,
+    transfers: {
+      dir,
+      pacs: transfers.pacs ?? new FileArchive(join(dir, 'archive')),
+      retryMs: transfers.retryMs ?? 500,
+      ...(transfers.checkpointBytes ? { checkpointBytes: transfers.checkpointBytes } : {}),
+    },
+    log: () => undefined,
+  });
 }
 
 /** A gateway registered on the hub for a unit and enrolled with its one-time code, in a fresh data folder. */

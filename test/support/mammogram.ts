@@ -1,6 +1,7 @@
 import { randomBytes } from 'node:crypto';
-import { writeFileSync } from 'node:fs';
+import { readFileSync, writeFileSync } from 'node:fs';
 import { part10File } from '../../src/dicom/part10.js';
+import { realisticMammogramPixels } from './realistic-mammogram.js';
 
 export const MG_FOR_PRESENTATION = '1.2.840.10008.5.1.4.1.1.1.2';
 
@@ -17,7 +18,43 @@ export interface SyntheticMammogram {
  * Explicit VR Little Endian, and returns its pixel bytes so a test can check they arrive unchanged.
  */
 export function writeSyntheticMammogram(path: string, image: SyntheticMammogram): Buffer {
-  const pixels = randomBytes(image.side * image.side * 2);
+  return writeMammogram(path, image, randomBytes(image.side * image.side * 2), image.side, image.side);
+}
+
+export interface RealisticMammogram {
+  sopInstanceUid: string;
+  accessionNumber: string;
+  patientId: string;
+  /** Default 1024 × 1280 (2.6 MB); 2560 × 3328 is a full 2D view (17 MB). */
+  width?: number;
+  height?: number;
+  seed?: number;
+  studyInstanceUid?: string;
+}
+
+/** A mammogram whose pixels compress like a real one's (realistic-mammogram.ts); returns the file's bytes. */
+export function writeRealisticMammogram(path: string, image: RealisticMammogram): Buffer {
+  const [width, height] = [image.width ?? 1024, image.height ?? 1280];
+  const pixels = realisticMammogramPixels(width, height, image.seed ?? 7);
+  writeMammogram(
+    path,
+    { sopInstanceUid: image.sopInstanceUid, side: 0, accessionNumber: image.accessionNumber },
+    Buffer.from(pixels.buffer, pixels.byteOffset, pixels.byteLength),
+    height,
+    width,
+    { PatientID: image.patientId, StudyInstanceUID: image.studyInstanceUid ?? '2.25.1234' },
+  );
+  return readFileSync(path);
+}
+
+function writeMammogram(
+  path: string,
+  image: SyntheticMammogram,
+  pixels: Buffer,
+  rows: number,
+  columns: number,
+  overrides: Record<string, string> = {},
+): Buffer {
   const sopClassUid = image.sopClassUid ?? MG_FOR_PRESENTATION;
   const dataset = {
     SOPClassUID: sopClassUid,
@@ -32,14 +69,15 @@ export function writeSyntheticMammogram(path: string, image: SyntheticMammogram)
     ImageLaterality: 'L',
     SamplesPerPixel: 1,
     PhotometricInterpretation: 'MONOCHROME2',
-    Rows: image.side,
-    Columns: image.side,
+    Rows: rows,
+    Columns: columns,
     BitsAllocated: 16,
     BitsStored: 14,
     HighBit: 13,
     PixelRepresentation: 0,
     PixelData: [pixels.buffer.slice(pixels.byteOffset, pixels.byteOffset + pixels.byteLength)],
     _vrMap: { PixelData: 'OW' },
+    ...overrides,
   };
   writeFileSync(
     path,

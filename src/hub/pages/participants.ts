@@ -1,4 +1,5 @@
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
+import { sql } from 'kysely';
 import { z } from 'zod';
 import { isFinal } from '../../pathway/appointment-status.js';
 import { screeningStatus, type ScreeningFacts, type ScreeningStatus } from '../../pathway/eligibility.js';
@@ -94,11 +95,35 @@ function statusOrProblem(
   }
 }
 
+/**
+ * The images the PACS holds for each of a participant's appointments that has any (one query for the whole page):
+ * how many, and when the first arrived. Keyed by appointment id.
+ */
+async function imagesInPacs(db: Db, participantId: string) {
+  const rows = await db
+    .selectFrom('appointment as a')
+    .leftJoin('transfer_image as t', 't.appointment_id', 'a.id')
+    .select([
+      'a.id',
+      'a.images_available_at',
+      'a.study_instance_uid',
+      sql<number>`count(t.sop_instance_uid)::int`.as('images'),
+    ])
+    .where('a.participant_id', '=', participantId)
+    .where('a.images_available_at', 'is not', null)
+    .groupBy(['a.id', 'a.images_available_at', 'a.study_instance_uid'])
+    .execute();
+  return Object.fromEntries(rows.map((r) => [r.id, r]));
+}
+
 export async function showRecord(request: FastifyRequest, reply: FastifyReply, db: Db) {
   const { id } = request.params as { id: string };
   if (!z.uuid().safeParse(id).success)
     return reply.code(404).view('error.njk', { title: 'Page not found', message: 'Check the address.' });
-  const record = await loadParticipantRecord(db, { id }, actorOf(request));
+  const [record, images] = await Promise.all([
+    loadParticipantRecord(db, { id }, actorOf(request)),
+    imagesInPacs(db, id),
+  ]);
   const today = request.server.today();
   const p = record.participant;
   const status = statusOrProblem(
@@ -131,6 +156,7 @@ export async function showRecord(request: FastifyRequest, reply: FastifyReply, d
       kinds: ITEM_KINDS.filter((k) => k.category === category),
     })),
     history,
+    images,
     liveAppointment: record.appointments.find((a) => !isFinal(a.status) && a.clinic_date >= today),
   });
 }

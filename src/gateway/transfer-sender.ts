@@ -1,0 +1,388 @@
+import { createReadStream, existsSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { Transform, type TransformCallback } from 'node:stream';
+import { setTimeout as delay } from 'node:timers/promises';
+import { capAt, type CapPeriod } from '../pathway/bandwidth-cap.js';
+import {
+  encodeUploadMetadata,
+  OUTBOX_PATH,
+  TRANSFER_KEY_PATH,
+  TUS_VERSION,
+  UPLOADS_PATH,
+  type OutboxReport,
+  type UploadStatus,
+} from '../protocol/transfer.js';
+import { PackageThread } from '../transfer/package-thread.js';
+import { HubError, hubMessage, type HubConnection } from './hub-connection.js';
+import type { Outbox, OutboxImage } from './outbox.js';
+
+export interface TransferSenderOptions {
+  connection: HubConnection;
+  outbox: Outbox;
+  dataDir: string;
+  /** Bandwidth cap by time of day (pathway/bandwidth-cap.ts); empty for none. */
+  cap: readonly CapPeriod[];
+  /** Whether the hub's push stream is up: a hint to try at once rather than wait out a backoff. */
+  online: () => boolean;
+  /** Longest wait between attempts after failures (default 30 s). */
+  maxRetryMs?: number;
+  /** How often the outbox is reported to the hub (default 30 s). */
+  reportMs?: number;
+  log: (level: 'info' | 'warn' | 'error', message: string) => void;
+}
+
+/** The compression ratio assumed for images not yet sealed, when estimating bytes still to send. */
+const ASSUMED_RATIO = 2.5;
+const RATE_WINDOW_S = 600;
+
+/**
+ * Sends the outbox to the hub with nobody touching it: seals images in a worker thread (one at a time, in sending
+ * order), and uploads packages one at a time over the resumable protocol, continuing from the hub's acknowledged
+ * offset after every drop, within the bandwidth cap. An urgent exam sealed while a routine package is going
+ * interrupts it; the routine one continues from where it stopped afterwards.
+ */
+export class TransferSender {
+  private readonly thread = new PackageThread();
+  private hubKey: Buffer | undefined;
+  private readonly keyFile: string;
+  private stopped = false;
+  private wakeSealer: (() => void) | undefined;
+  private wakeSender: (() => void) | undefined;
+  private current: { item: OutboxImage; abort: AbortController } | undefined;
+  private readonly loops: Promise<void>[] = [];
+  private readonly reporter: NodeJS.Timeout;
+  /** Bytes sent per second over the last ten minutes of sending (for throughput and the time to clear). */
+  private readonly sentPerSecond = new Map<number, number>();
+  private readonly sealFailures = new Map<string, number>();
+  /** Images whose outcome is being asked for, and those questions (awaited on stop). */
+  private readonly confirming = new Set<string>();
+  private readonly confirmations = new Set<Promise<void>>();
+  private readonly stopping = new AbortController();
+  lastError: string | undefined;
+  totalSentBytes = 0;
+
+  constructor(private readonly options: TransferSenderOptions) {
+    this.keyFile = join(options.dataDir, 'transfer-key.json');
+    if (existsSync(this.keyFile)) {
+      const saved = JSON.parse(readFileSync(this.keyFile, 'utf8')) as { publicKey: string };
+      this.hubKey = Buffer.from(saved.publicKey, 'base64');
+    }
+    options.outbox.events.on('changed', () => {
+      this.wakeSealer?.();
+      this.wakeSender?.();
+      this.preemptIfUrgent();
+    });
+    this.loops.push(this.sealLoop(), this.sendLoop());
+    // Packages whole at the hub before a restart: only their outcome is still to learn.
+    for (const item of options.outbox.all()) if (item.state === 'at_hub') this.confirm(item);
+    // The packaging thread starts now, not when the first image comes (its start costs a second or two).
+    void this.thread.warm().catch(() => undefined);
+    this.reporter = setInterval(() => void this.report(), options.reportMs ?? 30_000);
+  }
+
+  /** The link is back: try at once. */
+  nudge(): void {
+    this.wakeSealer?.();
+    this.wakeSender?.();
+    void this.report();
+  }
+
+  private sleep(ms: number, wake: 'sealer' | 'sender'): Promise<void> {
+    return new Promise((resolve) => {
+      const timer = setTimeout(done, ms);
+      function done() {
+        clearTimeout(timer);
+        resolve();
+      }
+      if (wake === 'sealer') this.wakeSealer = done;
+      else this.wakeSender = done;
+    });
+  }
+
+  /** The hub's public key, fetched once and kept, so images are sealed even while the link is down. */
+  private async key(): Promise<Buffer | undefined> {
+    if (this.hubKey) return this.hubKey;
+    try {
+      const { publicKey } = await this.options.connection.get<{ publicKey: string }>(TRANSFER_KEY_PATH);
+      const key = Buffer.from(publicKey, 'base64');
+      if (key.length !== 32) throw new Error('the hub sent a transfer key that is not 32 bytes');
+      writeFileSync(this.keyFile, JSON.stringify({ publicKey }), { mode: 0o600 });
+      this.hubKey = key;
+      return key;
+    } catch (error) {
+      this.lastError = `Could not get the hub's transfer key: ${(error as Error).message}`;
+      return undefined;
+    }
+  }
+
+  private async sealLoop(): Promise<void> {
+    while (!this.stopped) {
+      const item = this.options.outbox.nextToSeal();
+      const key = item ? await this.key() : undefined;
+      if (!item || !key) {
+        await this.sleep(item ? 5_000 : 60_000, 'sealer');
+        continue;
+      }
+      const packageId = this.options.outbox.newPackageId();
+      try {
+        const started = Date.now();
+        const packageFile = this.options.outbox.packagePath(packageId);
+        const sealed = await this.thread.seal(item.imageFile, packageFile, key);
+        if (this.stopped) return;
+        try {
+          this.options.outbox.sealed(item, packageId, sealed.sealedBytes, sealed.codec);
+        } catch (error) {
+          // Not journalled (disk full?): this package is nobody's; the image is sealed again under a new id.
+          rmSync(packageFile, { force: true });
+          throw error;
+        }
+        this.options.log(
+          'info',
+          `Sealed ${item.sopInstanceUid}: ${sealed.originalBytes} bytes to ${sealed.sealedBytes} (${sealed.codec}) in ${Date.now() - started} ms`,
+        );
+        this.sealFailures.delete(item.sopInstanceUid);
+      } catch (error) {
+        if (this.stopped) return;
+        const message = (error as Error).message;
+        // A full disk or a stopped worker passes: try again. An image that fails three times running cannot be read.
+        const failures = (this.sealFailures.get(item.sopInstanceUid) ?? 0) + 1;
+        this.sealFailures.set(item.sopInstanceUid, failures);
+        this.options.log('error', `Could not seal ${item.sopInstanceUid} (attempt ${failures}): ${message}`);
+        if (failures >= 3 && (error as NodeJS.ErrnoException).code !== 'ENOSPC') {
+          this.sealFailures.delete(item.sopInstanceUid);
+          this.options.outbox.damaged(item, `Could not be sealed: ${message}`);
+        } else await this.sleep(this.options.maxRetryMs ?? 10_000, 'sealer');
+      }
+    }
+  }
+
+  private async sendLoop(): Promise<void> {
+    let backoff = 0;
+    const maxRetryMs = this.options.maxRetryMs ?? 30_000;
+    while (!this.stopped) {
+      const item = this.options.outbox.nextToSend();
+      if (!item) {
+        await this.sleep(60_000, 'sender');
+        continue;
+      }
+      try {
+        await this.send(item);
+        backoff = 0;
+        this.lastError = undefined;
+      } catch (error) {
+        if (this.stopped) return;
+        const message = (error as Error).message;
+        if (this.current?.abort.signal.aborted && this.current.item === item) {
+          // Interrupted for an urgent exam: not a failure.
+        } else {
+          this.lastError = message;
+          this.options.log('warn', `Sending ${item.sopInstanceUid} stopped: ${message}; it will continue`);
+          // The first retry is at once (a dropped link is usually back); then 1 s, 2 s, … up to the maximum.
+          await this.sleep(backoff, 'sender');
+          backoff = Math.min(Math.max(backoff * 2, 1000), maxRetryMs);
+        }
+      } finally {
+        this.current = undefined;
+      }
+    }
+  }
+
+  /** Interrupts a routine package when an urgent one is ready to go. */
+  private preemptIfUrgent(): void {
+    const current = this.current;
+    if (!current || current.item.priority === 'urgent') return;
+    const next = this.options.outbox.nextToSend();
+    if (next && next !== current.item && next.priority === 'urgent') current.abort.abort();
+  }
+
+  /**
+   * Sends one package, from the hub's offset. Its outcome is awaited apart (confirm), so the link carries the next
+   * package while the hub opens and stores this one.
+   */
+  private async send(item: OutboxImage): Promise<void> {
+    const { connection, outbox } = this.options;
+    const abort = new AbortController();
+    this.current = { item, abort };
+    const uploadId = outbox.uploadFor(item);
+    const path = `${UPLOADS_PATH}/${uploadId}`;
+    const length = item.packedBytes!;
+    {
+      const created = await connection.exchange('POST', UPLOADS_PATH, {
+        signal: abort.signal,
+        headers: {
+          'tus-resumable': TUS_VERSION,
+          'upload-length': String(length),
+          'upload-metadata': encodeUploadMetadata({
+            id: uploadId,
+            sop: item.sopInstanceUid,
+            accession: item.accessionNumber,
+            priority: item.priority,
+            waited: Math.max(0, Math.round((Date.now() - item.receivedAt) / 1000)),
+          }),
+        },
+      });
+      if (created.status !== 201) throw new HubError(created.status, `upload refused: ${hubMessage(created.text)}`);
+      let offset = Number(created.headers['upload-offset'] ?? 0);
+      while (offset < length) {
+        outbox.progress(item, offset, 0);
+        const body = createReadStream(item.packageFile!, { start: offset, highWaterMark: 64 * 1024 }).pipe(
+          this.pace(item, offset),
+        );
+        const patched = await connection.exchange('PATCH', path, {
+          signal: abort.signal,
+          body,
+          headers: {
+            'tus-resumable': TUS_VERSION,
+            'content-type': 'application/offset+octet-stream',
+            'upload-offset': String(offset),
+            'content-length': String(length - offset),
+          },
+        });
+        const at = Number(patched.headers['upload-offset']);
+        // 409: the hub has fewer bytes than asked for (it went back to its last fsync): continue from there.
+        if (patched.status !== 204 && patched.status !== 409)
+          throw new HubError(patched.status, `upload refused: ${hubMessage(patched.text)}`);
+        if (!Number.isSafeInteger(at)) throw new Error('the hub did not say how much of the package it has');
+        offset = at;
+      }
+      outbox.uploaded(item);
+    }
+    this.confirm(item);
+  }
+
+  /** Asks the hub, until it answers, whether the PACS holds an uploaded image or the hub refused its package. */
+  private confirm(item: OutboxImage): void {
+    if (this.confirming.has(item.sopInstanceUid)) return;
+    this.confirming.add(item.sopInstanceUid);
+    const path = `${UPLOADS_PATH}/${item.uploadId!}`;
+    const run = async () => {
+      let backoff = 1000;
+      while (!this.stopped) {
+        try {
+          // The hub answers as soon as it knows, or after 10 s (inside the connection's 15 s silence limit).
+          const answer = await this.options.connection.exchange('GET', `${path}?wait=10`, {
+            signal: this.stopping.signal,
+          });
+          if (answer.status !== 200) throw new HubError(answer.status, hubMessage(answer.text));
+          const status = JSON.parse(answer.text) as UploadStatus;
+          if (status.state === 'stored') {
+            this.options.log('info', `${item.sopInstanceUid} is in the PACS (${item.packedBytes} bytes sent)`);
+            return this.options.outbox.stored(item);
+          }
+          if (status.state === 'rejected') return this.options.outbox.rejected(item, status.message);
+          // The hub does not have the whole package after all (restored from a backup?): send it again.
+          if (status.state === 'receiving') return this.options.outbox.sendAgain(item);
+          backoff = 1000;
+        } catch (error) {
+          if (this.stopped) return;
+          this.lastError = `Could not learn what became of ${item.sopInstanceUid}: ${(error as Error).message}`;
+          await delay(backoff, undefined, { signal: this.stopping.signal }).catch(() => undefined);
+          backoff = Math.min(backoff * 2, this.options.maxRetryMs ?? 30_000);
+        }
+      }
+    };
+    const done: Promise<void> = run().finally(() => {
+      this.confirming.delete(item.sopInstanceUid);
+      this.confirmations.delete(done);
+    });
+    this.confirmations.add(done);
+  }
+
+  /** Paces the bytes of a PATCH to the cap in force (checked as it goes) and counts them for progress. */
+  private pace(item: OutboxImage, start: number): Transform {
+    let sent = 0;
+    let allowance = 0;
+    let last = Date.now();
+    const burst = 32 * 1024;
+    return new Transform({
+      highWaterMark: 64 * 1024,
+      transform: (chunk: Buffer, _encoding, done: TransformCallback) => {
+        const push = () => {
+          this.count(chunk.length);
+          sent += chunk.length;
+          this.options.outbox.progress(item, start, sent);
+          done(null, chunk);
+        };
+        const cap = this.capNow();
+        if (cap === null) return push();
+        const wait = () => {
+          const now = Date.now();
+          allowance = Math.min(burst, allowance + ((now - last) / 1000) * (cap / 8));
+          last = now;
+          if (allowance >= chunk.length || allowance >= burst) {
+            allowance -= chunk.length;
+            return push();
+          }
+          setTimeout(wait, Math.max(5, ((Math.min(chunk.length, burst) - allowance) / (cap / 8)) * 1000));
+        };
+        wait();
+      },
+    });
+  }
+
+  capNow(): number | null {
+    const now = new Date();
+    return capAt(this.options.cap, now.getHours() * 60 + now.getMinutes());
+  }
+
+  private count(bytes: number): void {
+    const second = Math.floor(Date.now() / 1000);
+    this.sentPerSecond.set(second, (this.sentPerSecond.get(second) ?? 0) + bytes);
+    this.totalSentBytes += bytes;
+    if (this.sentPerSecond.size > RATE_WINDOW_S)
+      for (const s of this.sentPerSecond.keys()) if (s < second - RATE_WINDOW_S) this.sentPerSecond.delete(s);
+  }
+
+  /** Bytes per second while sending, over the last ten minutes (seconds with nothing to send do not count). */
+  sendRate(): number {
+    const since = Math.floor(Date.now() / 1000) - RATE_WINDOW_S;
+    let bytes = 0;
+    let seconds = 0;
+    for (const [s, b] of this.sentPerSecond) {
+      if (s < since) continue;
+      bytes += b;
+      seconds += 1;
+    }
+    return seconds === 0 ? 0 : bytes / seconds;
+  }
+
+  /** What the outbox holds, for the hub's dashboard and the gateway's own page and metrics. */
+  outboxReport(): OutboxReport {
+    const waiting = this.options.outbox.waiting();
+    const now = Date.now();
+    const bytes = waiting.reduce(
+      (sum, i) =>
+        sum +
+        (i.packedBytes === undefined ? Math.round(i.originalBytes / ASSUMED_RATIO) : i.packedBytes - i.acknowledged),
+      0,
+    );
+    return {
+      images: waiting.length,
+      bytes,
+      oldestWaitingSeconds: Math.max(0, ...waiting.map((i) => Math.round((now - i.receivedAt) / 1000))),
+      sendBytesPerSecond: Math.round(this.sendRate()),
+      capBitsPerSecond: this.capNow(),
+      damaged: this.options.outbox.damagedCount(),
+    };
+  }
+
+  private async report(): Promise<void> {
+    if (this.stopped || !this.options.online()) return;
+    try {
+      await this.options.connection.post(OUTBOX_PATH, this.outboxReport());
+    } catch {
+      // The next report will do: the dashboard shows when the last one came.
+    }
+  }
+
+  async stop(): Promise<void> {
+    this.stopped = true;
+    this.stopping.abort();
+    clearInterval(this.reporter);
+    this.current?.abort.abort();
+    this.wakeSealer?.();
+    this.wakeSender?.();
+    await Promise.allSettled([...this.loops, ...this.confirmations]);
+    await this.thread.close();
+  }
+}
