@@ -164,6 +164,9 @@ export class HubConnection {
       .then((res) => {
         response = res;
         if (ended) return res.destroy();
+        // The stream's own watchdog (silenceMs) judges it from here: the request's 15 s idle limit would race the
+        // hub's 15 s heartbeat and cut a healthy stream.
+        res.socket?.setTimeout(0);
         if (res.statusCode !== 200) {
           const chunks: Buffer[] = [];
           res.on('data', (c: Buffer) => chunks.push(c));

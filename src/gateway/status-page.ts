@@ -4,7 +4,7 @@ import { createServer, type IncomingMessage, type Server, type ServerResponse } 
 import { hostname, networkInterfaces } from 'node:os';
 import { join } from 'node:path';
 import type { WorklistEntry } from '../dicom/worklist-item.js';
-import { isIsoDate } from '../pathway/dates.js';
+import { duration, isIsoDate } from '../pathway/dates.js';
 import { STATUS_LABELS } from '../pathway/appointment-status.js';
 import { nhsukFrontendDir } from '../paths.js';
 import type { GatewayChange, TrailerField } from '../protocol/gateway-changes.js';
@@ -61,19 +61,6 @@ const time = (iso: string) =>
 const cell = (html: string) => `<td class="nhsuk-table__cell">${html}</td>`;
 const header = (text: string) => `<th scope="col" class="nhsuk-table__header">${text}</th>`;
 const who = (e: WorklistEntry) => `${escape(e.familyName.toUpperCase())}, ${escape(e.givenName)}`;
-
-/** A length of time as people say it: "45 seconds", "12 minutes", "3 hours 20 minutes", "2 days 4 hours". */
-export function duration(seconds: number): string {
-  const s = Math.max(0, Math.round(seconds));
-  const plural = (n: number, unit: string) => `${n} ${unit}${n === 1 ? '' : 's'}`;
-  if (s < 60) return plural(s, 'second');
-  const minutes = Math.round(s / 60);
-  if (minutes < 60) return plural(minutes, 'minute');
-  const hours = Math.floor(minutes / 60);
-  if (hours < 24) return `${plural(hours, 'hour')}${minutes % 60 ? ` ${plural(minutes % 60, 'minute')}` : ''}`;
-  const days = Math.floor(hours / 24);
-  return `${plural(days, 'day')}${hours % 24 ? ` ${plural(hours % 24, 'hour')}` : ''}`;
-}
 
 /** Megabytes (10⁶ bytes, as the image sizes on this page): one decimal below 10 MB. */
 const megabytes = (bytes: number) => {

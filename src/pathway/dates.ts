@@ -164,3 +164,16 @@ export function formatLongDate(date: IsoDate): string {
   const { y, m, d } = parse(date);
   return `${d} ${MONTH_NAMES[m - 1]} ${y}`;
 }
+
+/** A length of time as people say it: "45 seconds", "12 minutes", "3 hours 20 minutes", "2 days 4 hours". */
+export function duration(seconds: number): string {
+  const s = Math.max(0, Math.round(seconds));
+  const plural = (n: number, unit: string) => `${n} ${unit}${n === 1 ? '' : 's'}`;
+  if (s < 60) return plural(s, 'second');
+  const minutes = Math.round(s / 60);
+  if (minutes < 60) return plural(minutes, 'minute');
+  const hours = Math.floor(minutes / 60);
+  if (hours < 24) return `${plural(hours, 'hour')}${minutes % 60 ? ` ${plural(minutes % 60, 'minute')}` : ''}`;
+  const days = Math.floor(hours / 24);
+  return `${plural(days, 'day')}${hours % 24 ? ` ${plural(hours % 24, 'hour')}` : ''}`;
+}

@@ -1,8 +1,8 @@
 import { spawn } from 'node:child_process';
 import { existsSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
-import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { freePort } from './dcmtk.js';
 
 /** Debian's orthanc and orthanc-dicomweb packages. */
 export const ORTHANC = '/usr/sbin/Orthanc';
@@ -194,15 +194,4 @@ async function startOnce(aeTitle: string): Promise<RunningOrthanc> {
     log: () => log.slice(-LOG_KEEP),
     close,
   };
-}
-
-async function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const server = createServer();
-    server.once('error', reject);
-    server.listen(0, '127.0.0.1', () => {
-      const { port } = server.address() as { port: number };
-      server.close(() => resolve(port));
-    });
-  });
 }

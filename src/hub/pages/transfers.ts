@@ -2,6 +2,7 @@ import type { FastifyInstance } from 'fastify';
 import type { OutboxReport } from '../../protocol/transfer.js';
 import type { Db } from '../../store/database.js';
 import { transferOverview } from '../../store/transfers.js';
+import { duration } from '../../pathway/dates.js';
 import { pageNeeds } from '../auth.js';
 import { page } from '../render.js';
 
@@ -16,19 +17,6 @@ const HOUR_MS = 60 * 60_000;
 export interface TransferPagesOptions {
   /** Alert when a unit's oldest image has waited longer than this (minutes; default 240). */
   waitLimitMinutes?: number | undefined;
-}
-
-/** A length of time as people say it: "45 seconds", "12 minutes", "3 hours 20 minutes", "2 days 4 hours". */
-export function duration(seconds: number): string {
-  const s = Math.max(0, Math.round(seconds));
-  const plural = (n: number, unit: string) => `${n} ${unit}${n === 1 ? '' : 's'}`;
-  if (s < 60) return plural(s, 'second');
-  const minutes = Math.round(s / 60);
-  if (minutes < 60) return plural(minutes, 'minute');
-  const hours = Math.floor(minutes / 60);
-  if (hours < 24) return `${plural(hours, 'hour')}${minutes % 60 ? ` ${plural(minutes % 60, 'minute')}` : ''}`;
-  const days = Math.floor(hours / 24);
-  return `${plural(days, 'day')}${hours % 24 ? ` ${plural(hours % 24, 'hour')}` : ''}`;
 }
 
 const megabytes = (bytes: number) => bytes / 1e6;

@@ -1,6 +1,7 @@
 import { request } from 'node:http';
 import { describe, expect, it } from 'vitest';
-import { duration, renderMetrics, renderStatus, startStatusPage } from '../../../src/gateway/status-page.js';
+import { duration } from '../../../src/pathway/dates.js';
+import { renderMetrics, renderStatus, startStatusPage } from '../../../src/gateway/status-page.js';
 import { freePort } from '../../support/dcmtk.js';
 import { entry, fakeDesk, NOW, outboxImage } from '../../support/fake-trailer-desk.js';
 
