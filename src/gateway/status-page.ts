@@ -5,6 +5,7 @@ import { hostname, networkInterfaces } from 'node:os';
 import { join } from 'node:path';
 import type { WorklistEntry } from '../dicom/worklist-item.js';
 import { duration, isIsoDate } from '../pathway/dates.js';
+import { metric } from '../prometheus.js';
 import { STATUS_LABELS } from '../pathway/appointment-status.js';
 import { nhsukFrontendDir } from '../paths.js';
 import type { GatewayChange, TrailerField } from '../protocol/gateway-changes.js';
@@ -310,22 +311,6 @@ ${sendingSection(outbox, upcoming, now)}
 ${changes ? `<table class="nhsuk-table"><caption class="nhsuk-table__caption nhsuk-u-visually-hidden">Changes made on this unit</caption><thead class="nhsuk-table__head"><tr>${header('When')}${header('Change')}${header('By')}${header('At the hub')}</tr></thead><tbody class="nhsuk-table__body">${changes}</tbody></table>` : ''}
 <h2>Who is working</h2>${nameForm}`,
   );
-}
-
-/** One metric in the Prometheus text format (0.0.4): its help, its type, and its samples (label sets, values). */
-function metric(
-  name: string,
-  type: 'gauge' | 'counter',
-  help: string,
-  samples: readonly { labels?: Record<string, string>; value: number }[],
-): string {
-  const labels = (set: Record<string, string> | undefined) =>
-    set && Object.keys(set).length
-      ? `{${Object.entries(set)
-          .map(([k, v]) => `${k}="${v.replace(/\\/g, '\\\\').replace(/"/g, '\\"').replace(/\n/g, '\\n')}"`)
-          .join(',')}}`
-      : '';
-  return `# HELP ${name} ${help}\n# TYPE ${name} ${type}\n${samples.map((s) => `${name}${labels(s.labels)} ${s.value}`).join('\n')}\n`;
 }
 
 /** GET /metrics: the outbox and the link, for Prometheus (text format 0.0.4). */

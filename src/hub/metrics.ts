@@ -4,32 +4,12 @@ import { can } from '../pathway/staff-roles.js';
 import { UPLOAD_STATES } from '../protocol/transfer.js';
 import type { Db } from '../store/database.js';
 import { transferOverview, transferTotals } from '../store/transfers.js';
+import { metric } from '../prometheus.js';
 import { unitTransferState } from './pages/transfers.js';
 
 export interface MetricsOptions {
   /** A bearer token that lets a scraper elsewhere read /metrics (METRICS_TOKEN); none: loopback and staff only. */
   token?: string | undefined;
-}
-
-interface Sample {
-  labels?: Record<string, string>;
-  value: number;
-}
-
-const labelValue = (v: string) => v.replace(/\\/g, '\\\\').replace(/"/g, '\\"').replace(/\n/g, '\\n');
-
-/** One metric in the Prometheus text format (0.0.4): help, type and samples. A metric with no samples is left out. */
-function metric(name: string, type: 'gauge' | 'counter', help: string, samples: readonly Sample[]): string {
-  if (samples.length === 0) return '';
-  const labels = (set: Record<string, string> | undefined) =>
-    set && Object.keys(set).length
-      ? `{${Object.entries(set)
-          .map(([k, v]) => `${k}="${labelValue(v)}"`)
-          .join(',')}}`
-      : '';
-  return `# HELP ${name} ${help}\n# TYPE ${name} ${type}\n${samples
-    .map((s) => `${name}${labels(s.labels)} ${s.value}`)
-    .join('\n')}\n`;
 }
 
 /** The hub's transfer metrics as of `now`: totals since the database began, and each enrolled unit's gateway. */
