@@ -11,6 +11,10 @@ interface AxeResult {
 
 /** Runs axe-core (WCAG 2.2 A and AA rules) on the page as it is now and returns its violations, readable. */
 export async function axeViolations(page: Page): Promise<string[]> {
+  // After a click the next page may still be on its way: check the page it leads to, once it is there (every
+  // page has a main landmark; one without would fail here, as axe would fail it).
+  await page.waitForLoadState('load');
+  await page.locator('main').first().waitFor({ timeout: 10_000 });
   await page.addScriptTag({ content: axeSource });
   const result = await page.evaluate(() =>
     (window as unknown as { axe: { run(o: object): Promise<AxeResult> } }).axe.run({
