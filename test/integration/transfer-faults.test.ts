@@ -47,6 +47,8 @@ const FULL_VIEW = { width: 2560, height: 3328 };
 /** 10 MB as received, about 4 MB sealed. */
 const LARGE = { width: 2048, height: 2560 };
 const haveFaketime = spawnSync('which', ['faketime']).status === 0;
+// .ci/run installs faketime: a developer without it is told (the test skips), CI without it fails.
+if (!haveFaketime && process.env.CI) throw new Error('faketime not found: .ci/run should have installed it');
 
 type Listener = Awaited<ReturnType<typeof gatewayListener>>;
 type Gateway = ReturnType<typeof startGateway>;
