@@ -55,7 +55,8 @@ export function startGateway(options: GatewayOptions) {
   const copy = new WorklistCopy(options.dataDir, log);
   copy.purgeBefore(options.today());
   const changes = new ChangeQueue(options.dataDir);
-  const images = new ImageStore(options.dataDir, options.minFreeBytes ?? 2 * 1024 ** 3);
+  const receivedIndex = ImageStore.readIndex(options.dataDir);
+  const images = new ImageStore(options.dataDir, options.minFreeBytes ?? 2 * 1024 ** 3, receivedIndex);
   const procedureSteps = new ProcedureStepStore(options.dataDir, log);
   const connection = new HubConnection(options.hubUrl, identity);
   // Every appointment any copy has held, by accession number: the machine may report an exam from a worklist it
@@ -67,7 +68,6 @@ export function startGateway(options: GatewayOptions) {
   };
   remember(copy.current()?.entries ?? []);
   // Images go to the hub from the outbox: urgent exams first (the worklist says which), then oldest first.
-  const receivedIndex = ImageStore.readIndex(options.dataDir);
   const outbox = new Outbox(
     options.dataDir,
     receivedIndex,

@@ -53,45 +53,40 @@ export class HubConnection {
     });
   }
 
-  private open(method: 'GET' | 'POST', path: string, body?: unknown): Promise<IncomingMessage> {
+  /** A GET whose answer is read as it comes (the push stream). */
+  private open(path: string): Promise<IncomingMessage> {
     return new Promise((resolve, reject) => {
-      const payload = body === undefined ? undefined : Buffer.from(JSON.stringify(body));
-      const options: RequestOptions = {
-        method,
-        agent: this.agent,
-        headers: {
-          accept: 'application/json, text/event-stream',
-          ...(payload ? { 'content-type': 'application/json', 'content-length': payload.length } : {}),
-        },
-      };
+      const options: RequestOptions = { method: 'GET', agent: this.agent, headers: { accept: 'text/event-stream' } };
       const req = request(new URL(path, this.hubUrl), options, resolve);
       req.setTimeout(this.timeoutMs, () =>
         req.destroy(new Error(`no answer from the hub in ${this.timeoutMs / 1000} s`)),
       );
       req.on('error', reject);
-      req.end(payload);
+      req.end();
     });
   }
 
   private async json<T>(method: 'GET' | 'POST', path: string, body?: unknown): Promise<T> {
-    const response = await this.open(method, path, body);
-    const chunks: Buffer[] = [];
-    for await (const chunk of response) chunks.push(chunk as Buffer);
-    const text = Buffer.concat(chunks).toString('utf8');
-    if ((response.statusCode ?? 0) >= 300) {
-      throw refusal(response.statusCode ?? 0, text);
-    }
-    return JSON.parse(text) as T;
+    const payload = body === undefined ? undefined : Buffer.from(JSON.stringify(body));
+    const answer = await this.exchange(method, path, {
+      headers: {
+        accept: 'application/json',
+        ...(payload ? { 'content-type': 'application/json', 'content-length': String(payload.length) } : {}),
+      },
+      ...(payload ? { body: payload } : {}),
+    });
+    if (answer.status >= 300) throw refusal(answer.status, answer.text);
+    return JSON.parse(answer.text) as T;
   }
 
   /**
-   * One request with any method, headers and a streamed body (an upload); resolves with the status, headers and
-   * text of the answer. `signal` aborts it. A link that carries nothing for the timeout fails it.
+   * One request with any method, headers and a body (streamed, for an upload); resolves with the status, headers
+   * and text of the answer. `signal` aborts it. A link that carries nothing for the timeout fails it.
    */
   exchange(
     method: string,
     path: string,
-    options: { headers?: Record<string, string>; body?: Readable; signal?: AbortSignal } = {},
+    options: { headers?: Record<string, string>; body?: Readable | Buffer; signal?: AbortSignal } = {},
   ): Promise<{ status: number; headers: IncomingHttpHeaders; text: string }> {
     return new Promise((resolve, reject) => {
       const req = request(
@@ -122,7 +117,8 @@ export class HubConnection {
         req.destroy(new Error(`the link to the hub carried nothing for ${this.timeoutMs / 1000} s`)),
       );
       req.on('error', reject);
-      if (options.body) pipeline(options.body, req).catch((error: Error) => req.destroy(error));
+      if (options.body instanceof Buffer) req.end(options.body);
+      else if (options.body) pipeline(options.body, req).catch((error: Error) => req.destroy(error));
       else req.end();
     });
   }
@@ -160,7 +156,7 @@ export class HubConnection {
       watchdog = setTimeout(() => end(new Error(`nothing from the hub for ${silenceMs / 1000} s`)), silenceMs);
     };
     alive();
-    this.open('GET', path)
+    this.open(path)
       .then((res) => {
         response = res;
         if (ended) return res.destroy();

@@ -16,6 +16,7 @@ import { finished } from 'node:stream/promises';
 import dcmjs from 'dcmjs';
 import { datasetShape, type DatasetShape } from '../dicom/dataset-completeness.js';
 import { part10File } from '../dicom/part10.js';
+import { fsyncPath } from '../durable.js';
 import { appendLineDurably, readLines } from './jsonl-journal.js';
 
 /** What the gateway knows of an image it holds, written to received.jsonl once the image is durable. */
@@ -67,6 +68,8 @@ export class ImageStore {
     dataDir: string,
     /** Refuse new images below this much free space, so the modality keeps its copy. */
     readonly minFreeBytes: number,
+    /** received.jsonl as already read (the gateway reads it once for the outbox too). */
+    index: readonly ReceivedImage[] = ImageStore.readIndex(dataDir),
   ) {
     this.incoming = join(dataDir, 'incoming');
     this.images = join(dataDir, 'images');
@@ -76,7 +79,7 @@ export class ImageStore {
     // Files still in incoming/ were never acknowledged (a crash mid-transfer): the modality still has them.
     rmSync(this.incoming, { recursive: true, force: true });
     mkdirSync(this.incoming, { recursive: true, mode: 0o700 });
-    for (const image of ImageStore.readIndex(dataDir)) {
+    for (const image of index) {
       this.remember(image);
       this.count(image);
     }
@@ -210,9 +213,7 @@ export class IncomingImage {
     this.checkPlausible(text(ds.SOPClassUID), text(ds.SOPInstanceUID), text(ds.PatientID));
     const file = join(this.store.images, `${this.sopInstanceUid}.dcm`);
     renameSync(this.partPath, file);
-    const dirFd = openSync(this.store.images, 'r');
-    fsyncSync(dirFd);
-    closeSync(dirFd);
+    fsyncPath(this.store.images);
     return this.store.record({
       sopInstanceUid: this.sopInstanceUid,
       sopClassUid: this.sopClassUid,

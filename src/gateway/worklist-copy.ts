@@ -1,5 +1,6 @@
 import { createCipheriv, createDecipheriv, randomBytes } from 'node:crypto';
-import { closeSync, existsSync, fsyncSync, mkdirSync, openSync, readFileSync, renameSync, writeSync } from 'node:fs';
+import { closeSync, existsSync, mkdirSync, openSync, readFileSync, renameSync, writeSync } from 'node:fs';
+import { commitFile } from '../durable.js';
 import { join } from 'node:path';
 import type { WorklistEntry } from '../dicom/worklist-item.js';
 
@@ -15,12 +16,13 @@ export function writeDurably(path: string, data: Buffer | string): void {
   const temporary = `${path}.${process.pid}.tmp`;
   const fd = openSync(temporary, 'w', 0o600);
   try {
-    writeSync(fd, typeof data === 'string' ? Buffer.from(data) : data);
-    fsyncSync(fd);
+    const bytes = typeof data === 'string' ? Buffer.from(data) : data;
+    // A short write (a nearly full disk) must not leave a copy cut short.
+    for (let written = 0; written < bytes.length;) written += writeSync(fd, bytes, written);
   } finally {
     closeSync(fd);
   }
-  renameSync(temporary, path);
+  commitFile(temporary, path);
 }
 
 /**

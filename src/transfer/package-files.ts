@@ -1,6 +1,6 @@
 import { createReadStream, createWriteStream, rmSync } from 'node:fs';
 import { pipeline } from 'node:stream/promises';
-import { commitFile } from '../durable.js';
+import { commitFile, fsyncPath } from '../durable.js';
 import { packImage, restoreImage, type PackSummary } from './image-package.js';
 import { openStream, sealStream, x25519PrivateKey, x25519PublicKey } from './sealed-package.js';
 
@@ -48,7 +48,7 @@ export async function openPackageFile(packageFile: string, restoredFile: string,
     const summary = await restoreImage(opened, out);
     await reading;
     if (readError) throw readError;
-    commitFile(restoredFile, restoredFile);
+    fsyncPath(restoredFile);
     return summary;
   } catch (error) {
     await reading;
