@@ -4,7 +4,10 @@
  * from test/support/realistic-mammogram.ts) and a breast tomosynthesis object (test/support/tomosynthesis.ts). Files
  * go through the file system as they would on a gateway and at the hub; one core (CharLS in WebAssembly).
  *
- *   npx tsx bench/image-package.ts [--frames 40] [--rows 2457] [--columns 1890] [--verify]
+ *   npx tsx bench/image-package.ts [--frames 40] [--rows 2457] [--columns 1890] [--verify] [--stripe-rows 256]
+ *
+ * --stripe-rows: rows in each JPEG-LS stripe (default the packer's, DEFAULT_STRIPE_ROWS); a number over the rows
+ * (65535, say) gives one stripe a frame.
  */
 import { execFileSync } from 'node:child_process';
 import { createHash } from 'node:crypto';
@@ -13,7 +16,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
-import { loadImageCodecs, packImage, restoreImage } from '../src/transfer/image-package.js';
+import { DEFAULT_STRIPE_ROWS, loadImageCodecs, packImage, restoreImage } from '../src/transfer/image-package.js';
 import { realisticMammogramPixels } from '../test/support/realistic-mammogram.js';
 import { part10Image, writeTomosynthesis } from '../test/support/tomosynthesis.js';
 
@@ -23,11 +26,13 @@ const { values } = parseArgs({
     rows: { type: 'string', default: '2457' },
     columns: { type: 'string', default: '1890' },
     verify: { type: 'boolean', default: false },
+    'stripe-rows': { type: 'string', default: String(DEFAULT_STRIPE_ROWS) },
     /** Internal: make the images in this directory and exit (run in a child, so its memory is not counted). */
     make: { type: 'string' },
   },
 });
 const [frames, rows, columns] = [Number(values.frames), Number(values.rows), Number(values.columns)];
+const stripeRows = Number(values['stripe-rows']);
 const MB = 1e6;
 const VIEWS = ['RCC', 'LCC', 'RMLO', 'LMLO'];
 
@@ -112,7 +117,9 @@ async function run(name: string, paths: string[]): Promise<Row> {
   for (const path of paths) {
     const packagePath = `${path}.shimg`;
     const restoredPath = `${path}.restored`;
-    const packed = await peakRss(() => packImage(path, createWriteStream(packagePath), { verify: values.verify }));
+    const packed = await peakRss(() =>
+      packImage(path, createWriteStream(packagePath), { verify: values.verify, stripeRows }),
+    );
     const restored = await peakRss(() => restoreImage(createReadStream(packagePath), createWriteStream(restoredPath)));
     row.originalBytes += packed.result.originalBytes;
     row.packedBytes += statSync(packagePath).size;
@@ -142,7 +149,8 @@ try {
   const tomo = await run(`tomosynthesis, ${frames} frames of ${columns} × ${rows}, 14-bit`, [join(dir, 'tomo.dcm')]);
 
   console.log(
-    `Image packages on one core (CharLS JPEG-LS, WebAssembly)${values.verify ? ', each frame verified as packed' : ''}; ` +
+    `Image packages on one core (CharLS JPEG-LS, WebAssembly), stripes of ${stripeRows} rows` +
+      `${values.verify ? ', each stripe verified as packed' : ''}; ` +
       `RSS before: ${(startRss / MB).toFixed(0)} MB`,
   );
   // MB/s of the original file, by the clock and per second of this process's CPU time (which a busy machine
@@ -155,7 +163,7 @@ try {
   for (const row of [exam, tomo])
     console.log(
       `| ${row.name} | ${(row.originalBytes / MB).toFixed(1)} | ${(row.packedBytes / MB).toFixed(1)} | ` +
-        `${(row.originalBytes / row.packedBytes).toFixed(2)} | ${rate(row.originalBytes, row.packMs)} | ` +
+        `${(row.originalBytes / row.packedBytes).toFixed(3)} | ${rate(row.originalBytes, row.packMs)} | ` +
         `${rate(row.originalBytes, row.restoreMs)} | ${rate(row.originalBytes, row.packCpuMs)} | ` +
         `${rate(row.originalBytes, row.restoreCpuMs)} | ${(row.peak / MB).toFixed(0)} | ${row.exact ? 'yes' : 'NO'} |`,
     );

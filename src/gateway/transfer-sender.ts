@@ -1,6 +1,6 @@
 import { createReadStream, existsSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { Transform, type TransformCallback } from 'node:stream';
+import { Transform, type Readable, type TransformCallback } from 'node:stream';
 import { setTimeout as delay } from 'node:timers/promises';
 import { capAt, type CapPeriod } from '../pathway/bandwidth-cap.js';
 import {
@@ -12,6 +12,8 @@ import {
   type OutboxReport,
   type UploadStatus,
 } from '../protocol/transfer.js';
+import { FileGrowth, readGrowingFile } from '../transfer/growing-file.js';
+import { sealingPath } from '../transfer/package-files.js';
 import { PackageThread } from '../transfer/package-thread.js';
 import { HubError, hubMessage, type HubConnection } from './hub-connection.js';
 import type { Outbox, OutboxImage } from './outbox.js';
@@ -35,10 +37,21 @@ export interface TransferSenderOptions {
 const ASSUMED_RATIO = 2.5;
 const RATE_WINDOW_S = 600;
 
+/** The package being sealed now: the link may carry it as it is sealed, if no sealed package is waiting. */
+interface Sealing {
+  item: OutboxImage;
+  packageId: string;
+  packageFile: string;
+  growth: FileGrowth;
+  /** Its upload has been begun while it is sealed (only once: after a failure it is sent once sealed). */
+  begun: boolean;
+}
+
 /**
  * Sends the outbox to the hub with nobody touching it: seals images in a worker thread (one at a time, in sending
  * order), and uploads packages one at a time over the resumable protocol, continuing from the hub's acknowledged
- * offset after every drop, within the bandwidth cap. An urgent exam sealed while a routine package is going
+ * offset after every drop, within the bandwidth cap. With nothing sealed waiting, the package being sealed goes up
+ * as it is written (its length told once it is sealed), so the link starts on an exam at once. An urgent exam sealed while a routine package is going
  * interrupts it; the routine one continues from where it stopped afterwards.
  */
 export class TransferSender {
@@ -49,6 +62,7 @@ export class TransferSender {
   private wakeSealer: (() => void) | undefined;
   private wakeSender: (() => void) | undefined;
   private current: { item: OutboxImage; abort: AbortController } | undefined;
+  private sealing: Sealing | undefined;
   private readonly loops: Promise<void>[] = [];
   private readonly reporter: NodeJS.Timeout;
   /** Bytes sent per second over the last ten minutes of sending (for throughput and the time to clear). */
@@ -124,13 +138,24 @@ export class TransferSender {
         continue;
       }
       const packageId = this.options.outbox.newPackageId();
+      const packageFile = this.options.outbox.packagePath(packageId);
+      const growth = new FileGrowth();
+      const sealing: Sealing = { item, packageId, packageFile, growth, begun: false };
+      this.sealing = sealing;
+      this.wakeSender?.();
       try {
         const started = Date.now();
-        const packageFile = this.options.outbox.packagePath(packageId);
-        const sealed = await this.thread.seal(item.imageFile, packageFile, key);
+        const sealed = await this.thread.seal(item.imageFile, packageFile, key, growth).finally(() => {
+          this.sealing = undefined;
+        });
         if (this.stopped) return;
         try {
           this.options.outbox.sealed(item, packageId, sealed.sealedBytes, sealed.codec);
+          // Going up already: its upload (the package id) is journalled now, to be resumed after a restart.
+          if (sealing.begun) {
+            this.options.outbox.uploadFor(item);
+            this.options.outbox.progress(item, item.acknowledged, item.sent);
+          }
         } catch (error) {
           // Not journalled (disk full?): this package is nobody's; the image is sealed again under a new id.
           rmSync(packageFile, { force: true });
@@ -160,13 +185,16 @@ export class TransferSender {
     let backoff = 0;
     const maxRetryMs = this.options.maxRetryMs ?? 30_000;
     while (!this.stopped) {
-      const item = this.options.outbox.nextToSend();
+      const next = this.options.outbox.nextToSend();
+      const sealing = !next && this.sealing && !this.sealing.begun ? this.sealing : undefined;
+      const item = next ?? sealing?.item;
       if (!item) {
         await this.sleep(60_000, 'sender');
         continue;
       }
       try {
-        await this.send(item);
+        if (sealing) await this.sendWhileSealing(sealing);
+        else await this.send(item);
         backoff = 0;
         this.lastError = undefined;
       } catch (error) {
@@ -196,57 +224,104 @@ export class TransferSender {
   }
 
   /**
+   * Begins the upload of a package still being sealed: created without a length, its bytes sent as the worker
+   * writes them, in one PATCH that ends when the package is sealed. The send loop then finds it sealed and sends it
+   * as any other (`send`), telling its length: usually all of it is at the hub by then.
+   */
+  private async sendWhileSealing(sealing: Sealing): Promise<void> {
+    sealing.begun = true;
+    const { item, packageId, packageFile, growth } = sealing;
+    const abort = new AbortController();
+    this.current = { item, abort };
+    const offset = await this.createUpload(item, packageId, undefined, abort.signal);
+    // The worker renames the package when it is sealed: the same file under its own name.
+    const body = this.paced(
+      readGrowingFile([sealingPath(packageFile), packageFile], growth, { start: offset, highWaterMark: 64 * 1024 }),
+      item,
+      offset,
+    );
+    await this.patch(packageId, offset, body, undefined, abort.signal);
+  }
+
+  /** Creates the upload (or finds it again), with its length or to be told later; resolves with the hub's offset. */
+  private async createUpload(
+    item: OutboxImage,
+    uploadId: string,
+    length: number | undefined,
+    signal: AbortSignal,
+  ): Promise<number> {
+    const created = await this.options.connection.exchange('POST', UPLOADS_PATH, {
+      signal,
+      headers: {
+        'tus-resumable': TUS_VERSION,
+        ...(length === undefined ? { 'upload-defer-length': '1' } : { 'upload-length': String(length) }),
+        'upload-metadata': this.uploadMetadata(item, uploadId),
+      },
+    });
+    if (created.status !== 201) throw new HubError(created.status, `upload refused: ${hubMessage(created.text)}`);
+    return Number(created.headers['upload-offset'] ?? 0);
+  }
+
+  /**
+   * One PATCH: `body` from `offset`, of `bodyBytes` (undefined: as many as the body has, chunked); resolves with the
+   * hub's offset after it.
+   */
+  private async patch(
+    uploadId: string,
+    offset: number,
+    body: Readable,
+    bodyBytes: number | undefined,
+    signal: AbortSignal,
+  ): Promise<number> {
+    const patched = await this.options.connection.exchange('PATCH', `${UPLOADS_PATH}/${uploadId}`, {
+      signal,
+      body,
+      headers: {
+        'tus-resumable': TUS_VERSION,
+        'content-type': 'application/offset+octet-stream',
+        'upload-offset': String(offset),
+        ...(bodyBytes === undefined ? {} : { 'content-length': String(bodyBytes) }),
+      },
+    });
+    // 409: the hub has fewer bytes than asked for (it went back to its last fsync): continue from there.
+    if (patched.status !== 204 && patched.status !== 409)
+      throw new HubError(patched.status, `upload refused: ${hubMessage(patched.text)}`);
+    const at = Number(patched.headers['upload-offset']);
+    if (!Number.isSafeInteger(at)) throw new Error('the hub did not say how much of the package it has');
+    return at;
+  }
+
+  private uploadMetadata(item: OutboxImage, uploadId: string): string {
+    return encodeUploadMetadata({
+      id: uploadId,
+      sop: item.sopInstanceUid,
+      accession: item.accessionNumber,
+      priority: item.priority,
+      waited: Math.max(0, Math.round((Date.now() - item.receivedAt) / 1000)),
+    });
+  }
+
+  /**
    * Sends one package, from the hub's offset. Its outcome is awaited apart (confirm), so the link carries the next
    * package while the hub opens and stores this one.
    */
   private async send(item: OutboxImage): Promise<void> {
-    const { connection, outbox } = this.options;
+    const { outbox } = this.options;
     const abort = new AbortController();
     this.current = { item, abort };
     const uploadId = outbox.uploadFor(item);
-    const path = `${UPLOADS_PATH}/${uploadId}`;
     const length = item.packedBytes!;
-    {
-      const created = await connection.exchange('POST', UPLOADS_PATH, {
-        signal: abort.signal,
-        headers: {
-          'tus-resumable': TUS_VERSION,
-          'upload-length': String(length),
-          'upload-metadata': encodeUploadMetadata({
-            id: uploadId,
-            sop: item.sopInstanceUid,
-            accession: item.accessionNumber,
-            priority: item.priority,
-            waited: Math.max(0, Math.round((Date.now() - item.receivedAt) / 1000)),
-          }),
-        },
-      });
-      if (created.status !== 201) throw new HubError(created.status, `upload refused: ${hubMessage(created.text)}`);
-      let offset = Number(created.headers['upload-offset'] ?? 0);
-      while (offset < length) {
-        outbox.progress(item, offset, 0);
-        const body = createReadStream(item.packageFile!, { start: offset, highWaterMark: 64 * 1024 }).pipe(
-          this.pace(item, offset),
-        );
-        const patched = await connection.exchange('PATCH', path, {
-          signal: abort.signal,
-          body,
-          headers: {
-            'tus-resumable': TUS_VERSION,
-            'content-type': 'application/offset+octet-stream',
-            'upload-offset': String(offset),
-            'content-length': String(length - offset),
-          },
-        });
-        const at = Number(patched.headers['upload-offset']);
-        // 409: the hub has fewer bytes than asked for (it went back to its last fsync): continue from there.
-        if (patched.status !== 204 && patched.status !== 409)
-          throw new HubError(patched.status, `upload refused: ${hubMessage(patched.text)}`);
-        if (!Number.isSafeInteger(at)) throw new Error('the hub did not say how much of the package it has');
-        offset = at;
-      }
-      outbox.uploaded(item);
+    let offset = await this.createUpload(item, uploadId, length, abort.signal);
+    while (offset < length) {
+      outbox.progress(item, offset, 0);
+      const body = this.paced(
+        createReadStream(item.packageFile!, { start: offset, highWaterMark: 64 * 1024 }),
+        item,
+        offset,
+      );
+      offset = await this.patch(uploadId, offset, body, length - offset, abort.signal);
     }
+    outbox.uploaded(item);
     this.confirm(item);
   }
 
@@ -265,7 +340,8 @@ export class TransferSender {
           });
           if (answer.status !== 200) throw new HubError(answer.status, hubMessage(answer.text));
           const status = JSON.parse(answer.text) as UploadStatus;
-          if (status.state === 'stored') {
+          // Superseded: an upload of this image that was left is answered that the image is in the PACS.
+          if (status.state === 'stored' || status.state === 'superseded') {
             this.options.log('info', `${item.sopInstanceUid} is in the PACS (${item.packedBytes} bytes sent)`);
             return this.options.outbox.stored(item);
           }
@@ -286,6 +362,13 @@ export class TransferSender {
       this.confirmations.delete(done);
     });
     this.confirmations.add(done);
+  }
+
+  /** A PATCH body: the package's bytes from `start`, paced; a failure to read them fails the body. */
+  private paced(source: Readable, item: OutboxImage, start: number): Readable {
+    const body = source.pipe(this.pace(item, start));
+    source.once('error', (error) => body.destroy(error));
+    return body;
   }
 
   /** Paces the bytes of a PATCH to the cap in force (checked as it goes) and counts them for progress. */

@@ -34,7 +34,7 @@ export async function hubMetrics(db: Db, now = Date.now()): Promise<string> {
     metric(
       'hub_transfer_uploads',
       'gauge',
-      'Uploads of sealed packages by state (receiving, received: whole and waiting to be stored, stored, rejected).',
+      'Uploads of sealed packages by state (receiving, received: whole and waiting to be stored, stored, rejected, superseded: left unfinished when its sealing stopped).',
       UPLOAD_STATES.map((state) => ({ labels: { state }, value: totals.uploads[state] ?? 0 })),
     ),
     metric(

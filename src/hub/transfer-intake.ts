@@ -10,9 +10,12 @@ import {
   finishUpload,
   receivedUploads,
   recordStoredImage,
+  supersedeUploads,
   uploadStatus,
   type UploadRow,
 } from '../store/transfers.js';
+import { FileGrowth } from '../transfer/growing-file.js';
+import type { RestoreSummary } from '../transfer/image-package.js';
 import { PackageThread } from '../transfer/package-thread.js';
 import { PackageRefused } from '../transfer/sealed-package.js';
 
@@ -26,13 +29,30 @@ export interface TransferIntakeOptions {
   log: (level: 'info' | 'warn' | 'error', message: string) => void;
   /** Wait before trying the PACS again after it failed (default 30 s; tests shorten it). */
   retryMs?: number;
+  /** Packages opened while they arrive, at most at once (default 4; 0 opens each only once it is whole). */
+  earlyOpens?: number;
 }
+
+/** A package being opened as it arrives, so that little is left to do when its last byte comes. */
+interface EarlyOpen {
+  growth: FileGrowth;
+  restoredFile: string;
+  /** The restored image, or undefined if opening early failed for any reason (it is then opened again, whole). */
+  result: Promise<RestoreSummary | undefined>;
+}
+
+/** An early open gives up when its package has not grown for this long (the link is down; it is opened whole). */
+const EARLY_OPEN_IDLE_MS = 5 * 60_000;
 
 /**
  * The hub's side of image transfer after the upload: each whole package is opened (its authentication tags
  * checked), the original Part 10 file restored and checked against its SHA-256, the file given to the PACS, and the
  * image recorded once with its exam's images marked available. A package that fails its checks is rejected (the
  * gateway sends it again); a PACS that cannot be reached is tried again until it can. One package at a time.
+ *
+ * A package is opened while it arrives (the upload says how far it has come), so its image is restored moments
+ * after its last byte. That early result is only a head start: anything wrong with it (a failed check, a link down
+ * for minutes, a hub restart) and the whole package is opened again once received, which alone decides a refusal.
  */
 export class TransferIntake {
   readonly uploadsDir: string;
@@ -43,6 +63,9 @@ export class TransferIntake {
   private retry: NodeJS.Timeout | undefined;
   private stopped = false;
   private readonly thread = new PackageThread();
+  private readonly early = new Map<string, EarlyOpen>();
+  /** Packages stored from their early opening, and those opened again once whole (the early opening failed). */
+  readonly openedEarly = { used: 0, openedAgain: 0 };
   /** Emits 'settled' with an UploadStatus when an upload is stored or rejected. */
   readonly events = new EventEmitter();
 
@@ -50,6 +73,8 @@ export class TransferIntake {
     this.uploadsDir = join(options.dir, 'uploads');
     this.restoredDir = join(options.dir, 'restored');
     mkdirSync(this.uploadsDir, { recursive: true, mode: 0o700 });
+    // Files restored but not yet stored when the hub last stopped are restored again from their packages.
+    rmSync(this.restoredDir, { recursive: true, force: true });
     mkdirSync(this.restoredDir, { recursive: true, mode: 0o700 });
     this.events.setMaxListeners(0);
   }
@@ -62,6 +87,32 @@ export class TransferIntake {
   async start(): Promise<void> {
     void this.thread.warm().catch(() => undefined);
     for (const id of await receivedUploads(this.options.database.db)) this.submit(id);
+  }
+
+  /** Bytes of a package have begun to arrive (again): it is opened as they come, if there is room for that. */
+  arriving(id: string): void {
+    if (this.stopped || this.early.has(id) || this.early.size >= (this.options.earlyOpens ?? 4)) return;
+    const growth = new FileGrowth();
+    const restoredFile = join(this.restoredDir, `${id}.early.dcm`);
+    const result = this.thread
+      .open(this.partPath(id), restoredFile, this.options.privateKey, { growth, idleMs: EARLY_OPEN_IDLE_MS })
+      .catch(() => {
+        // Opened again once whole (the answer then is the one that counts); nothing is decided here.
+        if (this.early.get(id)?.result === result) this.early.delete(id);
+        return undefined;
+      });
+    this.early.set(id, { growth, restoredFile, result });
+  }
+
+  /** The package is written as far as `bytes` (not yet fsynced: an early open may read it, not a decision). */
+  grew(id: string, bytes: number): void {
+    this.early.get(id)?.growth.grew(bytes);
+  }
+
+  /** The whole package is durable at the hub: it is opened (or its early opening finished) and stored. */
+  received(id: string, length: number): void {
+    this.early.get(id)?.growth.finish(length);
+    this.submit(id);
   }
 
   submit(id: string): void {
@@ -90,12 +141,21 @@ export class TransferIntake {
   private async take(id: string): Promise<void> {
     const db = this.options.database.db;
     const upload = await findUpload(db, id);
-    if (!upload || upload.state !== 'received') return;
-    const restored = join(this.restoredDir, `${id}.dcm`);
+    const early = this.early.get(id);
+    this.early.delete(id);
+    if (!upload || upload.state !== 'received') {
+      early?.growth.abandon();
+      return;
+    }
+    const earlySummary = await early?.result;
+    if (earlySummary) this.openedEarly.used += 1;
+    else if (early) this.openedEarly.openedAgain += 1;
+    const restored = earlySummary ? early!.restoredFile : join(this.restoredDir, `${id}.dcm`);
     try {
       let summary;
       try {
-        summary = await this.restore(upload, restored);
+        const opened = earlySummary ?? (await this.thread.open(this.partPath(id), restored, this.options.privateKey));
+        summary = this.checked(upload, opened);
       } catch (error) {
         if (!(error instanceof PackageRefused)) throw error;
         await finishUpload(db, id, 'rejected', error.message);
@@ -128,26 +188,32 @@ export class TransferIntake {
         gatewayActor(gateway.site_id, null),
       );
       rmSync(this.partPath(id), { force: true });
+      for (const left of await supersedeUploads(db, {
+        id,
+        gatewayId: upload.gateway_id,
+        sopInstanceUid: upload.sop_instance_uid,
+      })) {
+        this.early.get(left)?.growth.abandon();
+        rmSync(this.partPath(left), { force: true });
+      }
       this.settled(upload, 'stored', '');
     } finally {
       rmSync(restored, { force: true });
     }
   }
 
-  /** Opens and restores a package into `target`, fsynced; PackageRefused when it fails any check. */
-  private async restore(upload: NonNullable<UploadRow>, target: string) {
-    const summary = await this.thread.open(this.partPath(upload.id), target, this.options.privateKey);
+  /** A restored package's summary, if it holds the image its upload named (PackageRefused if not). */
+  private checked(upload: NonNullable<UploadRow>, summary: RestoreSummary) {
     if (summary.sopInstanceUid !== upload.sop_instance_uid)
       throw new PackageRefused(
         `The package holds ${summary.sopInstanceUid}, not the ${upload.sop_instance_uid} its upload named`,
       );
-    return { ...summary, packedBytes: Number(upload.length) };
+    return { ...summary, packedBytes: Number(upload.received_bytes) };
   }
 
   private settled(upload: NonNullable<UploadRow>, state: 'stored' | 'rejected', message: string): void {
     const status: UploadStatus = {
       ...uploadStatus(upload),
-      offset: Number(upload.length),
       state,
       message,
     };
@@ -174,6 +240,7 @@ export class TransferIntake {
   async stop(): Promise<void> {
     this.stopped = true;
     if (this.retry) clearTimeout(this.retry);
+    for (const early of this.early.values()) early.growth.abandon();
     await this.running;
     await this.thread.close();
   }

@@ -17,7 +17,9 @@ import {
   findUpload,
   recordOutboxReport,
   recordUploadProgress,
+  setUploadLength,
   uploadStatus,
+  type UploadRow,
 } from '../store/transfers.js';
 import type { TransferIntake } from './transfer-intake.js';
 
@@ -37,7 +39,7 @@ const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/;
 const OFFSET_TYPE = 'application/offset+octet-stream';
 
 /**
- * Resumable uploads of sealed packages (docs/transfer-protocol.md): tus 1.0.0 core and creation, on the
+ * Resumable uploads of sealed packages (docs/transfer-protocol.md): tus 1.0.0 core, creation and creation-defer-length, on the
  * gateway listener (mutual TLS). The upload id is the gateway's package id. Bytes are written to disk as they
  * come and fsynced at checkpoints and at the end of every PATCH, and only fsynced bytes are acknowledged; a
  * resumed PATCH may start at or below the acknowledged offset (the hub goes back to it), never beyond.
@@ -73,16 +75,16 @@ export function registerTransferRoutes(app: FastifyInstance, options: TransferRo
     tus(reply)
       .code(204)
       .header('tus-version', TUS_VERSION)
-      .header('tus-extension', 'creation')
+      .header('tus-extension', 'creation,creation-defer-length')
       .header('tus-max-size', String(MAX_PACKAGE_BYTES))
       .send(),
   );
 
   app.post(UPLOADS_PATH, { preHandler: options.requireGateway }, async (request, reply) => {
-    const length = Number(request.headers['upload-length']);
-    if (!Number.isSafeInteger(length) || length <= 0)
-      return problem(reply, 400, 'Upload-Length must be the package size in bytes');
-    if (length > MAX_PACKAGE_BYTES) return problem(reply, 413, `A package may be at most ${MAX_PACKAGE_BYTES} bytes`);
+    const deferred = request.headers['upload-defer-length'];
+    if (deferred !== undefined && deferred !== '1') return problem(reply, 400, 'Upload-Defer-Length may only be 1');
+    const length = deferred === undefined ? uploadLength(request) : undefined;
+    if (typeof length === 'string') return problem(reply, length.startsWith('A package') ? 413 : 400, length);
     const raw = decodeUploadMetadata(String(request.headers['upload-metadata'] ?? ''));
     const parsed = uploadMetadataSchema.safeParse(raw);
     if (!parsed.success || !UUID.test(raw.id ?? ''))
@@ -93,7 +95,7 @@ export function registerTransferRoutes(app: FastifyInstance, options: TransferRo
       );
     const metadata = parsed.data;
     const gateway = request.gateway!;
-    const upload = await createUpload(db, {
+    let upload = await createUpload(db, {
       id: raw.id!,
       gatewayId: gateway.id,
       sopInstanceUid: metadata.sop,
@@ -103,8 +105,13 @@ export function registerTransferRoutes(app: FastifyInstance, options: TransferRo
       waitedSeconds: metadata.waited,
     });
     if (upload.gateway_id !== gateway.id) return problem(reply, 409, 'That package id is taken');
-    if (Number(upload.length) !== length || upload.sop_instance_uid !== metadata.sop)
-      return problem(reply, 409, 'That package id was created with another length or image');
+    if (upload.sop_instance_uid !== metadata.sop)
+      return problem(reply, 409, 'That package id was created for another image');
+    if (length !== undefined) {
+      const told = await tellLength(upload, length);
+      if (typeof told === 'string') return problem(reply, 409, told);
+      upload = told;
+    }
     if (upload.state === 'receiving' && Number(upload.received_bytes) === 0)
       closeSync(openSync(intake.partPath(upload.id), 'a', 0o600));
     return tus(reply)
@@ -114,18 +121,42 @@ export function registerTransferRoutes(app: FastifyInstance, options: TransferRo
       .send();
   });
 
+  /** The Upload-Length header: a byte count, or what is wrong with it. */
+  function uploadLength(request: FastifyRequest): number | string {
+    const length = Number(request.headers['upload-length']);
+    if (!Number.isSafeInteger(length) || length <= 0)
+      return 'Upload-Length must be the package size in bytes (or Upload-Defer-Length: 1 to say it later)';
+    if (length > MAX_PACKAGE_BYTES) return `A package may be at most ${MAX_PACKAGE_BYTES} bytes`;
+    return length;
+  }
+
+  /**
+   * The gateway says how long a package is: the first time, for an upload begun without it (the hub may then have
+   * all of it); any other time it must be the same. Returns the upload as it stands, or why the length is refused.
+   */
+  async function tellLength(upload: NonNullable<UploadRow>, length: number): Promise<NonNullable<UploadRow> | string> {
+    const row = upload.length === null ? await setUploadLength(db, upload.id, length) : upload;
+    if (row.length === null)
+      return `The hub has ${row.received_bytes} bytes of this package already: it cannot be ${length} bytes`;
+    if (Number(row.length) !== length) return `That package was said to be ${row.length} bytes, not ${length}`;
+    if (row.state === 'receiving' && Number(row.received_bytes) === length) {
+      await recordUploadProgress(db, row.id, length, length);
+      intake.received(row.id, length);
+      return (await findUpload(db, row.id))!;
+    }
+    return row;
+  }
+
   app.head<{ Params: { id: string } }>(
     `${UPLOADS_PATH}/:id`,
     { preHandler: options.requireGateway },
     async (request, reply) => {
       const upload = await ownUpload(request, reply);
       if (!upload) return reply;
-      return tus(reply)
-        .code(200)
-        .header('upload-offset', String(upload.received_bytes))
-        .header('upload-length', String(upload.length))
-        .header('screening-hub-upload-state', upload.state)
-        .send();
+      tus(reply).code(200).header('upload-offset', String(upload.received_bytes));
+      if (upload.length === null) reply.header('upload-defer-length', '1');
+      else reply.header('upload-length', String(upload.length));
+      return reply.header('screening-hub-upload-state', upload.state).send();
     },
   );
 
@@ -160,11 +191,18 @@ export function registerTransferRoutes(app: FastifyInstance, options: TransferRo
         earlier.request.destroy();
         await earlier.done;
       }
-      const upload = await ownUpload(request, reply);
+      let upload = await ownUpload(request, reply);
       if (!upload) return reply;
-      const length = Number(upload.length);
+      if (request.headers['upload-length'] !== undefined) {
+        const told = uploadLength(request);
+        if (typeof told === 'string') return problem(reply, told.startsWith('A package') ? 413 : 400, told);
+        const row = await tellLength(upload, told);
+        if (typeof row === 'string') return problem(reply, 409, row);
+        upload = row;
+      }
+      const length = upload.length === null ? null : Number(upload.length);
       if (upload.state !== 'receiving') {
-        return tus(reply).code(204).header('upload-offset', String(length)).send();
+        return tus(reply).code(204).header('upload-offset', String(upload.received_bytes)).send();
       }
       const acknowledged = Number(upload.received_bytes);
       if (offset > acknowledged)
@@ -177,10 +215,11 @@ export function registerTransferRoutes(app: FastifyInstance, options: TransferRo
       const done = new Promise<void>((resolve) => (finish = resolve));
       active.set(id, { request: request.raw, done });
       try {
-        const { synced, refused } = await receive(request.raw, intake.partPath(id), offset, length, async (bytes) => {
+        intake.arriving(id);
+        const { synced, refused } = await receive(request.raw, id, offset, length, async (bytes) => {
           await recordUploadProgress(db, id, bytes, length);
         });
-        if (synced === length) intake.submit(id);
+        if (synced === length) intake.received(id, length);
         if (refused) {
           // Answered before the body is read to its end: the connection is closed after this answer.
           reply.header('connection', 'close').header('upload-offset', String(synced));
@@ -206,15 +245,17 @@ export function registerTransferRoutes(app: FastifyInstance, options: TransferRo
    * Writes the request body at `offset`, fsyncing every checkpointBytes and at the end, however the request ends
    * (finished, or cut by the link); each fsync is recorded. Returns the bytes now durable, and why the hub stopped
    * reading if it did (a write failed: disk full; or the body goes beyond the package), leaving the rest unread.
+   * The intake is told of every byte written, so it can open the package as it arrives.
    */
   async function receive(
     body: IncomingMessage,
-    path: string,
+    id: string,
     offset: number,
-    length: number,
+    length: number | null,
     recorded: (bytes: number) => Promise<void>,
   ): Promise<{ synced: number; refused?: Error }> {
-    const fd = openSync(path, 'r+');
+    const limit = length ?? MAX_PACKAGE_BYTES;
+    const fd = openSync(intake.partPath(id), 'r+');
     let position = offset;
     let synced = offset;
     let refused: Error | undefined;
@@ -238,8 +279,12 @@ export function registerTransferRoutes(app: FastifyInstance, options: TransferRo
           void (checkpoint ?? Promise.resolve()).finally(resolve);
         };
         const onData = (chunk: Buffer) => {
-          if (position + chunk.length > length) {
-            const error = new Error(`The package is ${length} bytes; this PATCH goes beyond it`);
+          if (position + chunk.length > limit) {
+            const error = new Error(
+              length === null
+                ? `A package may be at most ${MAX_PACKAGE_BYTES} bytes; this PATCH goes beyond it`
+                : `The package is ${length} bytes; this PATCH goes beyond it`,
+            );
             error.name = 'TooLong';
             return stop(error);
           }
@@ -251,6 +296,7 @@ export function registerTransferRoutes(app: FastifyInstance, options: TransferRo
             return stop(error as Error);
           }
           position += chunk.length;
+          intake.grew(id, position);
           if (position - synced >= checkpointBytes && !checkpoint) {
             body.pause();
             checkpoint = sync()

@@ -2,7 +2,7 @@ import { z } from 'zod';
 
 /**
  * Image transfer between a gateway and the hub (docs/transfer-protocol.md): resumable uploads of sealed packages
- * in the tus 1.0.0 protocol (core and creation), the state of each upload, and the gateway's outbox report.
+ * in the tus 1.0.0 protocol (core, creation and creation-defer-length), the state of each upload, and the gateway's outbox report.
  */
 export const TUS_VERSION = '1.0.0';
 export const UPLOADS_PATH = '/gateway/v1/uploads';
@@ -45,7 +45,8 @@ export function decodeUploadMetadata(header: string): Record<string, string> {
   return values;
 }
 
-export const UPLOAD_STATES = ['receiving', 'received', 'stored', 'rejected'] as const;
+/** superseded: begun while its package was sealed, left unfinished, and its image since stored by another upload. */
+export const UPLOAD_STATES = ['receiving', 'received', 'stored', 'rejected', 'superseded'] as const;
 export type UploadState = (typeof UPLOAD_STATES)[number];
 
 /** GET /gateway/v1/uploads/:id: where an upload stands at the hub. */
@@ -53,7 +54,8 @@ export interface UploadStatus {
   id: string;
   state: UploadState;
   offset: number;
-  length: number;
+  /** Null while the gateway has not said it (creation-defer-length). */
+  length: number | null;
   message: string;
 }
 

@@ -3,7 +3,7 @@ import type { AppointmentStatus } from '../pathway/appointment-status.js';
 import type { ItemCategory, Side, Source } from '../pathway/record-items.js';
 import type { Role } from '../pathway/staff-roles.js';
 import type { TransferPriority } from '../pathway/transfer-priority.js';
-import type { OutboxReport } from '../protocol/transfer.js';
+import type { OutboxReport, UploadState } from '../protocol/transfer.js';
 
 /** Kysely's view of the tables in migrations/*.sql. Calendar dates are 'YYYY-MM-DD' strings. */
 type CreatedAt = ColumnType<Date, Date | string | undefined, never>;
@@ -220,9 +220,10 @@ export interface Tables {
     sop_instance_uid: string;
     accession_number: string;
     priority: TransferPriority;
-    length: number;
+    /** Null until the gateway says it (an upload begun while its package was still being sealed). */
+    length: number | null;
     received_bytes: Generated<number>;
-    state: 'receiving' | 'received' | 'stored' | 'rejected';
+    state: UploadState;
     message: Generated<string>;
     waited_seconds: Generated<number>;
     created_at: CreatedAt;

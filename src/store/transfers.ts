@@ -25,7 +25,8 @@ export interface NewUpload {
   sopInstanceUid: string;
   accessionNumber: string;
   priority: TransferPriority;
-  length: number;
+  /** Undefined: told later (the gateway is still sealing the package). */
+  length: number | undefined;
   waitedSeconds: number;
 }
 
@@ -50,7 +51,7 @@ export async function createUpload(db: Db, upload: NewUpload) {
       sop_instance_uid: upload.sopInstanceUid,
       accession_number: upload.accessionNumber,
       priority: upload.priority,
-      length: upload.length,
+      length: upload.length ?? null,
       state: 'receiving',
       waited_seconds: upload.waitedSeconds,
       updated_at: new Date(),
@@ -60,8 +61,23 @@ export async function createUpload(db: Db, upload: NewUpload) {
   return (await findUpload(db, upload.id))!;
 }
 
-/** Records the bytes now durable at the hub; the whole package makes the upload 'received'. */
-export async function recordUploadProgress(db: Db, id: string, receivedBytes: number, length: number) {
+/**
+ * Sets the length of an upload begun without one, once. Returns the row as it now stands (its length may be
+ * another, given first: the caller refuses that).
+ */
+export async function setUploadLength(db: Db, id: string, length: number) {
+  await db
+    .updateTable('transfer_upload')
+    .set({ length, updated_at: new Date() })
+    .where('id', '=', id)
+    .where('length', 'is', null)
+    .where('received_bytes', '<=', length)
+    .execute();
+  return (await findUpload(db, id))!;
+}
+
+/** Records the bytes now durable at the hub; the whole package (its length known) makes the upload 'received'. */
+export async function recordUploadProgress(db: Db, id: string, receivedBytes: number, length: number | null) {
   const complete = receivedBytes === length;
   await db
     .updateTable('transfer_upload')
@@ -88,6 +104,29 @@ export async function finishUpload(
     .execute();
 }
 
+/**
+ * Uploads of a stored image, from the same gateway, begun while their package was sealed and never finished (the
+ * sealing stopped: the image was sealed again as a new package): superseded now. Returns their ids.
+ */
+export async function supersedeUploads(db: Db, stored: { id: string; gatewayId: string; sopInstanceUid: string }) {
+  const rows = await db
+    .updateTable('transfer_upload')
+    .set({
+      state: 'superseded',
+      message: `Its image arrived by upload ${stored.id}`,
+      updated_at: new Date(),
+      finished_at: new Date(),
+    })
+    .where('gateway_id', '=', stored.gatewayId)
+    .where('sop_instance_uid', '=', stored.sopInstanceUid)
+    .where('state', '=', 'receiving')
+    .where('length', 'is', null)
+    .where('id', '!=', stored.id)
+    .returning('id')
+    .execute();
+  return rows.map((r) => r.id);
+}
+
 /** Uploads whose package is whole at the hub but not yet opened and stored (after a restart, say). */
 export async function receivedUploads(db: Db): Promise<string[]> {
   const rows = await db
@@ -104,7 +143,7 @@ export function uploadStatus(row: NonNullable<UploadRow>): UploadStatus {
     id: row.id,
     state: row.state,
     offset: Number(row.received_bytes),
-    length: Number(row.length),
+    length: row.length === null ? null : Number(row.length),
     message: row.message,
   };
 }

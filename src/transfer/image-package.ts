@@ -12,12 +12,16 @@ import { PackageRefused } from './sealed-package.js';
 /**
  * Image packages (docs/image-package.md): the inner layer of what a gateway sends the hub, one DICOM Part 10 file
  * packed losslessly and restored bit for bit. Native (uncompressed, Little Endian) monochrome pixel data is
- * compressed frame by frame with JPEG-LS (CharLS, through dcmjs-codecs); the bytes before and after the Pixel Data
- * value travel raw. Anything else travels whole and raw (codec 'none'). Both ways stream: a 1.8 GB tomosynthesis
- * object passes a frame at a time. The sealed package (sealed-package.ts) then encrypts the result.
+ * compressed with JPEG-LS (CharLS, through dcmjs-codecs), each frame as stripes of rows, each stripe its own
+ * codestream; the bytes before and after the Pixel Data value travel raw. Anything else travels whole and raw
+ * (codec 'none'). Both ways stream: packed bytes leave a stripe at a time (a frame is read whole), and a stripe is
+ * restored as soon as it has arrived, so a 1.8 GB tomosynthesis object passes in bounded memory and the upload and
+ * the restore need not wait for a whole frame. The sealed package (sealed-package.ts) then encrypts the result.
  */
 export const IMAGE_MAGIC = Buffer.from('SHIMG1\n\0', 'latin1');
-export const IMAGE_PACKAGE_VERSION = 1;
+export const IMAGE_PACKAGE_VERSION = 2;
+/** Rows in each JPEG-LS stripe of a frame unless PackOptions.stripeRows says otherwise (the last may have fewer). */
+export const DEFAULT_STRIPE_ROWS = 256;
 
 const { NativeCodecs, Context } = dcmjsCodecs;
 const IMPLICIT_VR_LITTLE_ENDIAN = '1.2.840.10008.1.2';
@@ -30,7 +34,7 @@ const CHUNK_BYTES = 1024 * 1024;
 const HEAD_BYTES = 256 * 1024;
 /** The attributes before native Pixel Data are parsed in one piece up to this size (else codec 'none'). */
 const MAX_ATTRIBUTE_BYTES = 64 * 1024 * 1024;
-/** A frame is encoded in one piece in CharLS's WebAssembly memory: larger ones travel raw. */
+/** A frame is read whole (two at a time) to choose its bit depth when packing: larger ones travel raw. */
 const MAX_FRAME_BYTES = 256 * 1024 * 1024;
 const MAX_HEADER_BYTES = 1024 * 1024;
 const MAX_TRAILER_BYTES = 64 * 1024;
@@ -52,7 +56,7 @@ export interface PackSummary {
   codec: ImageCodec;
   /** Why the file travels raw, when codec is 'none'. */
   reason?: string;
-  /** Frames packed as JPEG-LS codestreams (0 with codec 'none'). */
+  /** Frames packed with JPEG-LS, each as stripes of codestreams (0 with codec 'none'). */
   frames: number;
   /** Frames encoded at BitsAllocated because a word in them exceeded 2^BitsStored − 1 (overlay bits, signed values). */
   widenedFrames: number;
@@ -73,8 +77,13 @@ export interface PackOptions {
   end?: boolean;
   /** 'none' packs the file raw whatever it holds; 'auto' (the default) uses JPEG-LS where it can. */
   codec?: 'auto' | 'none';
-  /** Decode each frame again after encoding it and refuse to pack if it differs (about halves the speed). */
+  /** Decode each stripe again after encoding it and refuse to pack if it differs (about halves the speed). */
   verify?: boolean;
+  /**
+   * Rows in each JPEG-LS stripe of a frame (default DEFAULT_STRIPE_ROWS; a positive integer, clamped to the image's
+   * rows: more than that gives one stripe a frame). Fewer rows let bytes flow sooner, at some cost in compression.
+   */
+  stripeRows?: number;
 }
 
 export interface RestoreOptions {
@@ -109,6 +118,7 @@ const headerSchema = z.object({
     frameBytes: count,
     rows: count,
     columns: count,
+    stripeRows: count,
     bitsAllocated: count,
     encodedBitsPerSample: count,
     samplesPerPixel: count,
@@ -153,9 +163,11 @@ function codecCall<T>(call: () => T): T {
 }
 
 /**
- * Streams the Part 10 file at `path` into `sink` as an image package, a frame at a time. What happens to the sink
- * at the end is options.end's (default: ended, and awaited to 'finish'). Throws (plain Error) if the file is not a
- * Part 10 file or cannot be read, changes while it is read, or (with options.verify) a frame does not decode back.
+ * Streams the Part 10 file at `path` into `sink` as an image package: a frame is read at a time, and each of its
+ * stripes is written to the sink as soon as it is encoded. What happens to the sink at the end is options.end's
+ * (default: ended, and awaited to 'finish'). Throws (plain Error) if options.stripeRows is not a positive integer,
+ * the file is not a Part 10 file or cannot be read, changes while it is read, or (with options.verify) a stripe
+ * does not decode back.
  */
 export async function packImage(path: string, sink: Writable, options: PackOptions = {}): Promise<PackSummary> {
   const out = new SinkWriter(sink);
@@ -172,12 +184,13 @@ export async function packImage(path: string, sink: Writable, options: PackOptio
 }
 
 /**
- * Reads an image package from `source` and writes the original Part 10 file, bit for bit, to `sink`, a frame at a
- * time. Throws PackageRefused on anything malformed, a frame that does not decode to its layout, a package cut
- * short or with bytes after its trailer, package bytes whose SHA-256 is not the trailer's, or a restored file whose
- * length or SHA-256 (whole file, pixel data) is not the trailer's; errors of the source itself are passed on as
- * they are. The source is read to its end, and destroyed on failure. What happens to the sink is options.end's
- * (default: ended once the restored file has been checked); bytes reach it before that check.
+ * Reads an image package from `source` and writes the original Part 10 file, bit for bit, to `sink`, a stripe at
+ * a time (each as soon as it has arrived). Throws PackageRefused on anything malformed, a stripe that does not
+ * decode to its layout or whose depth is not the rest of its frame's, a package cut short or with bytes after its
+ * trailer, package bytes whose SHA-256 is not the trailer's, or a restored file whose length or SHA-256 (whole
+ * file, pixel data) is not the trailer's; errors of the source itself are passed on as they are. The source is
+ * read to its end, and destroyed on failure. What happens to the sink is options.end's (default: ended once the
+ * restored file has been checked); bytes reach it before that check.
  */
 export async function restoreImage(
   source: Readable,
@@ -199,7 +212,7 @@ export async function restoreImage(
   }
 }
 
-/** How a file is to be packed: frame by frame with JPEG-LS, or whole and raw with the reason why. */
+/** How a file is to be packed: frame by frame in stripes with JPEG-LS, or whole and raw with the reason why. */
 type Plan =
   | { codec: 'none'; reason: string; pixels?: { offset: number; length: number } }
   | {
@@ -211,6 +224,7 @@ type Plan =
       bitsAllocated: number;
       encodedBitsPerSample: number;
       frameBytes: number;
+      stripeRows: number;
     };
 
 interface Identity {
@@ -223,11 +237,14 @@ interface Identity {
 }
 
 async function pack(path: string, out: SinkWriter, options: PackOptions): Promise<PackSummary> {
+  const stripeRows = options.stripeRows ?? DEFAULT_STRIPE_ROWS;
+  if (!Number.isSafeInteger(stripeRows) || stripeRows < 1)
+    throw new Error(`stripeRows must be a positive integer, not ${String(stripeRows)}`);
   const file = await open(path, 'r');
   let reading: Promise<void> | undefined;
   try {
     const { size } = await file.stat();
-    const { identity, plan } = await planFor(file, size, options);
+    const { identity, plan } = await planFor(file, size, options, stripeRows);
     const layout: ImageLayout =
       plan.codec === 'none'
         ? {
@@ -236,6 +253,7 @@ async function pack(path: string, out: SinkWriter, options: PackOptions): Promis
             frameBytes: 0,
             rows: 0,
             columns: 0,
+            stripeRows: 0,
             bitsAllocated: 0,
             encodedBitsPerSample: 0,
             samplesPerPixel: 0,
@@ -247,6 +265,7 @@ async function pack(path: string, out: SinkWriter, options: PackOptions): Promis
             frameBytes: plan.frameBytes,
             rows: plan.rows,
             columns: plan.columns,
+            stripeRows: plan.stripeRows,
             bitsAllocated: plan.bitsAllocated,
             encodedBitsPerSample: plan.encodedBitsPerSample,
             samplesPerPixel: 1,
@@ -278,7 +297,9 @@ async function pack(path: string, out: SinkWriter, options: PackOptions): Promis
     } else {
       await copyRaw(file, 0, plan.pixelOffset, out, (chunk) => fileHash.update(chunk));
       // Two frame buffers, taken in turns: the next frame is read while this one is encoded. They are hashed and
-      // encoded, never handed to the sink.
+      // encoded, never handed to the sink. A frame is read whole because its bit depth is chosen from all its words;
+      // then each stripe is encoded at that depth and written before the next is encoded.
+      const rowBytes = plan.columns * (plan.bitsAllocated / 8);
       const buffers = [Buffer.allocUnsafeSlow(plan.frameBytes), Buffer.allocUnsafeSlow(plan.frameBytes)] as const;
       const read = (index: number) => readFully(file, buffers[index % 2]!, plan.pixelOffset + index * plan.frameBytes);
       reading = read(0);
@@ -292,12 +313,18 @@ async function pack(path: string, out: SinkWriter, options: PackOptions): Promis
           ? plan.encodedBitsPerSample
           : plan.bitsAllocated;
         if (bits !== plan.encodedBitsPerSample) widenedFrames += 1;
-        await loadImageCodecs();
-        const codestream = encodeFrame(frame, plan.rows, plan.columns, bits);
-        if (options.verify && !decodeFrame(codestream, plan.bitsAllocated, plan.rows, plan.columns).equals(frame))
-          throw new Error(`Frame ${index} of ${path} does not decode back to its pixels: not packed`);
-        await out.write(uint32(codestream.length));
-        await out.write(codestream);
+        for (let stripe = 0, top = 0; top < plan.rows; stripe++, top += plan.stripeRows) {
+          const rows = Math.min(plan.stripeRows, plan.rows - top);
+          const pixels = frame.subarray(top * rowBytes, (top + rows) * rowBytes);
+          await loadImageCodecs();
+          const codestream = encodeStripe(pixels, rows, plan.columns, bits);
+          if (options.verify && !decodeStripe(codestream, plan.bitsAllocated, rows, plan.columns).equals(pixels))
+            throw new Error(
+              `Frame ${index}, stripe ${stripe} of ${path} does not decode back to its pixels: not packed`,
+            );
+          await out.write(uint32(codestream.length));
+          await out.write(codestream);
+        }
       }
       const suffixStart = plan.pixelOffset + plan.frames * plan.frameBytes;
       await copyRaw(file, suffixStart, size - suffixStart, out, (chunk) => fileHash.update(chunk));
@@ -338,6 +365,7 @@ async function planFor(
   file: FileHandle,
   size: number,
   options: PackOptions,
+  stripeRows: number,
 ): Promise<{ identity: Identity; plan: Plan }> {
   const head = Buffer.alloc(Math.min(size, HEAD_BYTES));
   await readFully(file, head, 0);
@@ -419,6 +447,7 @@ async function planFor(
       bitsAllocated,
       encodedBitsPerSample,
       frameBytes,
+      stripeRows: Math.min(stripeRows, rows),
     },
   };
 }
@@ -496,8 +525,11 @@ function fitsIn(frame: Buffer, bitsAllocated: number, bits: number): boolean {
   return or >>> bits === 0;
 }
 
-/** A frame's JPEG-LS codestream, checked to say what was asked (CharLS takes the bit depth as BitsAllocated). */
-function encodeFrame(frame: Buffer, rows: number, columns: number, bits: number): Buffer {
+/**
+ * A stripe's JPEG-LS codestream (a whole JPEG-LS image of its rows), checked to say what was asked (CharLS takes the
+ * bit depth as BitsAllocated).
+ */
+function encodeStripe(pixels: Buffer, rows: number, columns: number, bits: number): Buffer {
   const context = new Context({
     width: columns,
     height: rows,
@@ -506,7 +538,7 @@ function encodeFrame(frame: Buffer, rows: number, columns: number, bits: number)
     samplesPerPixel: 1,
     pixelRepresentation: 0,
     photometricInterpretation: 'MONOCHROME2',
-    decodedBuffer: new Uint8Array(frame.buffer, frame.byteOffset, frame.length),
+    decodedBuffer: new Uint8Array(pixels.buffer, pixels.byteOffset, pixels.length),
   });
   let encoded: Uint8Array | undefined;
   try {
@@ -517,11 +549,11 @@ function encodeFrame(frame: Buffer, rows: number, columns: number, bits: number)
   if (!encoded) throw new Error('JPEG-LS encoding gave no codestream');
   const sof = frameHeader(encoded);
   if (typeof sof === 'string' || sof.bits !== bits || sof.rows !== rows || sof.columns !== columns)
-    throw new Error(`The JPEG-LS encoder did not write a ${columns} × ${rows} frame of ${bits} bits`);
+    throw new Error(`The JPEG-LS encoder did not write a ${columns} × ${rows} image of ${bits} bits`);
   return Buffer.from(encoded.buffer, encoded.byteOffset, encoded.length);
 }
 
-function decodeFrame(codestream: Buffer, bitsAllocated: number, rows: number, columns: number): Buffer {
+function decodeStripe(codestream: Buffer, bitsAllocated: number, rows: number, columns: number): Buffer {
   const context = new Context({
     width: columns,
     height: rows,
@@ -587,35 +619,50 @@ async function restore(reader: ByteReader, out: SinkWriter): Promise<RestoreSumm
     await out.write(bytes);
   };
   for await (const chunk of reader.chunks(layout.prefixBytes, 'the bytes before the pixel data')) await emit(chunk);
-  // The largest codestream CharLS writes is 1.2 × the frame and some: a longer one is not a frame.
-  const maxCodestream = Math.ceil(layout.frameBytes * 1.25) + 4096;
+  // Each stripe is decoded and passed on as soon as its codestream has arrived: a frame is never gathered.
+  const rowBytes = layout.columns * (layout.bitsAllocated / 8);
+  const lowest = layout.bitsAllocated === 16 ? 9 : 2;
   let widenedFrames = 0;
   for (let index = 0; index < layout.frames; index++) {
-    const length = (await reader.read(4, `the length of frame ${index}`)).readUInt32BE(0);
-    if (length > maxCodestream)
-      throw new PackageRefused(`Frame ${index} claims a ${length}-byte codestream, over the ${maxCodestream} possible`);
-    const codestream = await reader.read(length, `frame ${index}`);
-    const sof = frameHeader(codestream);
-    if (typeof sof === 'string') throw new PackageRefused(`Frame ${index} is not a JPEG-LS codestream: ${sof}`);
-    const lowest = layout.bitsAllocated === 16 ? 9 : 2;
-    if (sof.rows !== layout.rows || sof.columns !== layout.columns || sof.components !== 1)
-      throw new PackageRefused(
-        `Frame ${index} is ${sof.columns} × ${sof.rows} × ${sof.components}, not the layout's ${layout.columns} × ${layout.rows} × 1`,
-      );
-    if (sof.bits < lowest || sof.bits > layout.bitsAllocated)
-      throw new PackageRefused(`Frame ${index} has ${sof.bits}-bit samples, not ${lowest} to ${layout.bitsAllocated}`);
-    if (sof.bits !== layout.encodedBitsPerSample) widenedFrames += 1;
-    let frame: Buffer;
-    await loadImageCodecs();
-    try {
-      frame = decodeFrame(codestream, layout.bitsAllocated, layout.rows, layout.columns);
-    } catch (error) {
-      throw new PackageRefused(`Frame ${index} does not decode: ${messageOf(error)}`);
+    let frameBits: number | undefined;
+    for (let stripe = 0, top = 0; top < layout.rows; stripe++, top += layout.stripeRows) {
+      const rows = Math.min(layout.stripeRows, layout.rows - top);
+      const stripeBytes = rows * rowBytes;
+      const where = `frame ${index}, stripe ${stripe}`;
+      const name = `Frame ${index}, stripe ${stripe}`;
+      const length = (await reader.read(4, `the length of ${where}`)).readUInt32BE(0);
+      // The largest codestream CharLS writes is 1.2 × the stripe and some: a longer one is not a stripe.
+      const maxCodestream = Math.ceil(stripeBytes * 1.25) + 4096;
+      if (length > maxCodestream)
+        throw new PackageRefused(`${name} claims a ${length}-byte codestream, over the ${maxCodestream} possible`);
+      const codestream = await reader.read(length, where);
+      const sof = frameHeader(codestream);
+      if (typeof sof === 'string') throw new PackageRefused(`${name} is not a JPEG-LS codestream: ${sof}`);
+      if (sof.rows !== rows || sof.columns !== layout.columns || sof.components !== 1)
+        throw new PackageRefused(
+          `${name} is ${sof.columns} × ${sof.rows} × ${sof.components}, not the layout's ${layout.columns} × ${rows} × 1`,
+        );
+      if (sof.bits < lowest || sof.bits > layout.bitsAllocated)
+        throw new PackageRefused(`${name} has ${sof.bits}-bit samples, not ${lowest} to ${layout.bitsAllocated}`);
+      if (frameBits === undefined) {
+        frameBits = sof.bits;
+        if (frameBits !== layout.encodedBitsPerSample) widenedFrames += 1;
+      } else if (sof.bits !== frameBits)
+        throw new PackageRefused(
+          `${name} has ${sof.bits}-bit samples, not the ${frameBits} of the frame's stripe 0: a frame's stripes share one depth`,
+        );
+      let pixels: Buffer;
+      await loadImageCodecs();
+      try {
+        pixels = decodeStripe(codestream, layout.bitsAllocated, rows, layout.columns);
+      } catch (error) {
+        throw new PackageRefused(`${name} does not decode: ${messageOf(error)}`);
+      }
+      if (pixels.length !== stripeBytes)
+        throw new PackageRefused(`${name} decodes to ${pixels.length} bytes, not ${stripeBytes}`);
+      pixelHash.update(pixels);
+      await emit(pixels);
     }
-    if (frame.length !== layout.frameBytes)
-      throw new PackageRefused(`Frame ${index} decodes to ${frame.length} bytes, not ${layout.frameBytes}`);
-    pixelHash.update(frame);
-    await emit(frame);
   }
   for await (const chunk of reader.chunks(layout.suffixBytes, 'the bytes after the pixel data')) await emit(chunk);
 
@@ -666,6 +713,7 @@ function checkLayout(header: ImagePackageHeader): void {
   };
   if (header.codec === 'none') {
     if (layout.frames !== 0 || layout.suffixBytes !== 0) refuse("codec 'none' with frames or suffix bytes");
+    if (layout.stripeRows !== 0) refuse(`codec 'none' with stripeRows ${layout.stripeRows}, not 0`);
     return;
   }
   if (layout.frames < 1) refuse('no frames');
@@ -673,6 +721,8 @@ function checkLayout(header: ImagePackageHeader): void {
   if (layout.bitsAllocated !== 8 && layout.bitsAllocated !== 16) refuse(`bitsAllocated ${layout.bitsAllocated}`);
   if (layout.rows < 1 || layout.rows > 0xffff || layout.columns < 1 || layout.columns > 0xffff)
     refuse(`${layout.columns} × ${layout.rows} frames`);
+  if (layout.stripeRows < 1 || layout.stripeRows > layout.rows)
+    refuse(`stripeRows ${layout.stripeRows}, not 1 to the ${layout.rows} rows of a frame`);
   if (layout.frameBytes !== (layout.rows * layout.columns * layout.bitsAllocated) / 8)
     refuse(`frameBytes ${layout.frameBytes} for ${layout.columns} × ${layout.rows} × ${layout.bitsAllocated} bits`);
   if (layout.frameBytes > MAX_FRAME_BYTES) refuse(`frames of ${layout.frameBytes} bytes`);
@@ -763,7 +813,7 @@ class SinkWriter {
 
   /**
    * Writes a chunk once the sink has drained what was written before it. It does not wait for this chunk to drain:
-   * the next frame is coded while the sink (a file, say) writes this one, and the sink holds at most its
+   * the next stripe is coded while the sink (a file, say) writes this one, and the sink holds at most its
    * highWaterMark and one chunk more.
    */
   async write(chunk: Buffer): Promise<void> {

@@ -1,10 +1,11 @@
 import { Worker } from 'node:worker_threads';
+import type { FileGrowth } from './growing-file.js';
 import type { PackSummary, RestoreSummary } from './image-package.js';
 import type { PackageJob, PackageJobResult } from './package-worker.js';
 import { PackageRefused } from './sealed-package.js';
 
 /**
- * Runs package jobs in one worker thread, one at a time in the order asked. A worker that dies (out of memory,
+ * Runs package jobs in one worker thread, side by side (each waits on its files in turn). A worker that dies (out of memory,
  * say) fails the job in hand and is started again for the next.
  */
 export class PackageThread {
@@ -50,12 +51,31 @@ export class PackageThread {
     });
   }
 
-  seal(imageFile: string, packageFile: string, hubPublicKey: Uint8Array) {
-    return this.run<PackSummary & { sealedBytes: number }>({ kind: 'seal', imageFile, packageFile, key: hubPublicKey });
+  /** Seals an image into a package file; `growth` says how much of it is written as it goes (for uploading it). */
+  seal(imageFile: string, packageFile: string, hubPublicKey: Uint8Array, growth?: FileGrowth) {
+    return this.run<PackSummary & { sealedBytes: number }>({
+      kind: 'seal',
+      imageFile,
+      packageFile,
+      key: hubPublicKey,
+      ...(growth ? { growth: growth.buffer } : {}),
+    });
   }
 
-  open(packageFile: string, restoredFile: string, hubPrivateKey: Uint8Array) {
-    return this.run<RestoreSummary>({ kind: 'open', packageFile, restoredFile, key: hubPrivateKey });
+  /** Opens a package file; with `arriving`, one still being received, followed as `growth` says it grows. */
+  open(
+    packageFile: string,
+    restoredFile: string,
+    hubPrivateKey: Uint8Array,
+    arriving?: { growth: FileGrowth; idleMs: number },
+  ) {
+    return this.run<RestoreSummary>({
+      kind: 'open',
+      packageFile,
+      restoredFile,
+      key: hubPrivateKey,
+      ...(arriving ? { arriving: { growth: arriving.growth.buffer, idleMs: arriving.idleMs } } : {}),
+    });
   }
 
   /** Starts the thread and loads the codecs now, so the first image does not wait for them. */

@@ -200,6 +200,36 @@ describe.skipIf(!haveDcmtk)('image transfer: storescu → gateway → (simulated
     expect(await storedImages()).toHaveLength(before);
   });
 
+  it('starts sending an image while it is still sealing it, and tells its length once it is sealed', async () => {
+    const exam = await booked();
+    const one = image(exam, { width: 2560, height: 3328 });
+    link.setRate(2_000_000);
+    try {
+      await storescu(dicomPort, one.file);
+      const upload = () =>
+        database.db
+          .selectFrom('transfer_upload')
+          .select(['length', 'received_bytes', 'state'])
+          .where('sop_instance_uid', '=', one.sopInstanceUid)
+          .executeTakeFirst();
+      // Bytes durable at the hub while it does not know how long the package is: sent as they were sealed.
+      expect(
+        await until(async () => {
+          const row = await upload();
+          return row?.length === null && row.received_bytes > 0;
+        }, 20_000),
+        logs.join('\n'),
+      ).toBe(true);
+      link.setRate(undefined);
+      expect(await until(async () => (await upload())?.state === 'stored', 30_000), logs.join('\n')).toBe(true);
+      const stored = (await storedImages()).find((s) => s.sop_instance_uid === one.sopInstanceUid)!;
+      expect(await upload()).toMatchObject({ length: stored.packed_bytes, received_bytes: stored.packed_bytes });
+      expect(stored.original_sha256).toBe(one.sha256);
+    } finally {
+      link.setRate(undefined);
+    }
+  });
+
   it('continues from the hub’s offset after every drop and never starts an image again from zero', async () => {
     const exam = await booked();
     const big = image(exam, { width: 2048, height: 2560 });

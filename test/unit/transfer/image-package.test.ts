@@ -15,10 +15,13 @@ import { PassThrough, Readable, Writable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import { pathToFileURL } from 'node:url';
 import { promisify } from 'node:util';
+import dcmjsCodecs from 'dcmjs-codecs';
 import fc from 'fast-check';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
 import {
+  DEFAULT_STRIPE_ROWS,
   IMAGE_MAGIC,
+  IMAGE_PACKAGE_VERSION,
   loadImageCodecs,
   packImage,
   restoreImage,
@@ -56,8 +59,10 @@ const EXAMPLE = {
     _vrMap: { PixelData: 'OW' },
   },
   originalSha256: '3d3e7e98fb4792c254ed84b61f5c44005f8d55a91905bb4f70146af3f5825bf5',
+  /** Packed with stripeRows 1: two stripes of one row. */
+  stripeRows: 1,
   packed:
-    '5348494d47310a000000017a7b2276657273696f6e223a312c22736f70496e7374616e6365556964223a22322e32352e37222c22736f70436c617373556964223a22312e322e3834302e31303030382e352e312e342e312e312e312e32222c227374756479496e7374616e6365556964223a22322e32352e38222c22616363657373696f6e4e756d626572223a22534831222c2270617469656e744964223a2239393930303030303138222c227472616e7366657253796e746178556964223a22312e322e3834302e31303030382e312e322e31222c22636f646563223a226a7065672d6c73222c226c61796f7574223a7b227072656669784279746573223a3530362c226672616d6573223a312c226672616d654279746573223a31362c22726f7773223a322c22636f6c756d6e73223a342c2262697473416c6c6f6361746564223a31362c22656e636f6465644269747350657253616d706c65223a31322c2273616d706c6573506572506978656c223a312c227375666669784279746573223a307d7d00000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000004449434d02000000554c0400a6000000020001004f4200000200000000010200020055491c00312e322e3834302e31303030382e352e312e342e312e312e312e32000200030055490600322e32352e370200100055491400312e322e3834302e31303030382e312e322e31000200120055492c00322e32352e3136303238353138363439383439383437333437303933343534323331323334383437333630310200130053480e0053435245454e494e4748554231200800160055491c00312e322e3834302e31303030382e352e312e342e312e312e312e32000800180055490600322e32352e37080050005348040053483120100020004c4f0a003939393030303030313820000d0055490600322e32352e38280002005553020001002800040043530c004d4f4e4f4348524f4d45322028001000555302000200280011005553020004002800000155530200100028000101555302000c0028000201555302000b0028000301555302000000e07f10004f5700001000000000000022ffd8fff7000b0c0002000401011100ffda0008010100000000a0c1831e140840ffd90000010c7b226f726967696e616c4279746573223a3532322c226f726967696e616c536861323536223a2233643365376539386662343739326332353465643834623631663563343430303566386435356139313930356262346637303134366166336635383235626635222c22706978656c536861323536223a2234326630343036333861366431613633363464316263336363343736333732616335636432396534663739613931323063633765333965623035393261353964222c227061636b6564536861323536223a2237323637326563656434653766663566373664343930323664663238323064636663613065643831373765336138613233643931616435643838316435333165227d',
+    '5348494d47310a00000001897b2276657273696f6e223a322c22736f70496e7374616e6365556964223a22322e32352e37222c22736f70436c617373556964223a22312e322e3834302e31303030382e352e312e342e312e312e312e32222c227374756479496e7374616e6365556964223a22322e32352e38222c22616363657373696f6e4e756d626572223a22534831222c2270617469656e744964223a2239393930303030303138222c227472616e7366657253796e746178556964223a22312e322e3834302e31303030382e312e322e31222c22636f646563223a226a7065672d6c73222c226c61796f7574223a7b227072656669784279746573223a3530362c226672616d6573223a312c226672616d654279746573223a31362c22726f7773223a322c22636f6c756d6e73223a342c22737472697065526f7773223a312c2262697473416c6c6f6361746564223a31362c22656e636f6465644269747350657253616d706c65223a31322c2273616d706c6573506572506978656c223a312c227375666669784279746573223a307d7d00000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000004449434d02000000554c0400a6000000020001004f4200000200000000010200020055491c00312e322e3834302e31303030382e352e312e342e312e312e312e32000200030055490600322e32352e370200100055491400312e322e3834302e31303030382e312e322e31000200120055492c00322e32352e3136303238353138363439383439383437333437303933343534323331323334383437333630310200130053480e0053435245454e494e4748554231200800160055491c00312e322e3834302e31303030382e352e312e342e312e312e312e32000800180055490600322e32352e37080050005348040053483120100020004c4f0a003939393030303030313820000d0055490600322e32352e38280002005553020001002800040043530c004d4f4e4f4348524f4d45322028001000555302000200280011005553020004002800000155530200100028000101555302000c0028000201555302000b0028000301555302000000e07f10004f570000100000000000001effd8fff7000b0c0001000401011100ffda0008010100000000a0c182ffd90000001fffd8fff7000b0c0001000401011100ffda000801010000000046830610ffd90000010c7b226f726967696e616c4279746573223a3532322c226f726967696e616c536861323536223a2233643365376539386662343739326332353465643834623631663563343430303566386435356139313930356262346637303134366166336635383235626635222c22706978656c536861323536223a2234326630343036333861366431613633363464316263336363343736333732616335636432396534663739613931323063633765333965623035393261353964222c227061636b6564536861323536223a2233353665656136653161663263316131353465363134326636393137613563333134613036306335393566666463613831386435336133363561386537346130227d',
 };
 
 const sha = (bytes: Uint8Array) => createHash('sha256').update(bytes).digest('hex');
@@ -151,13 +156,83 @@ async function refusal(packed: Buffer, pieceBytes?: number): Promise<PackageRefu
   throw new Error('the damaged package was restored');
 }
 
-/** Where frame `index`'s codestream is in a package (its u32 length is just before). */
-function framePlace(packed: Buffer, index = 0): { offset: number; length: number } {
+interface Layout {
+  prefixBytes: number;
+  frames: number;
+  rows: number;
+  columns: number;
+  stripeRows: number;
+  suffixBytes: number;
+}
+
+/**
+ * A package taken apart by walking its lengths: the header, where each codestream is (frame by frame, stripe by
+ * stripe; its u32 length is just before), where the stripes end, and the trailer. Throws unless the trailer (JSON)
+ * ends exactly at the package's end, so the number of codestreams is checked too.
+ */
+function parts(packed: Buffer): {
+  header: { version: number; layout: Layout };
+  codestreams: { offset: number; length: number }[];
+  stripesEnd: number;
+  trailer: Record<string, unknown>;
+} {
   const headerLength = packed.readUInt32BE(8);
-  const header = JSON.parse(packed.subarray(12, 12 + headerLength).toString()) as { layout: { prefixBytes: number } };
-  let at = 12 + headerLength + header.layout.prefixBytes;
-  for (let i = 0; i < index; i++) at += 4 + packed.readUInt32BE(at);
-  return { offset: at + 4, length: packed.readUInt32BE(at) };
+  const header = JSON.parse(packed.subarray(12, 12 + headerLength).toString()) as { version: number; layout: Layout };
+  const { layout } = header;
+  let at = 12 + headerLength + layout.prefixBytes;
+  const codestreams: { offset: number; length: number }[] = [];
+  const stripes = layout.frames * Math.ceil(layout.rows / Math.max(layout.stripeRows, 1));
+  for (let i = 0; i < stripes; i++) {
+    codestreams.push({ offset: at + 4, length: packed.readUInt32BE(at) });
+    at += 4 + packed.readUInt32BE(at);
+  }
+  const stripesEnd = at;
+  at += layout.suffixBytes;
+  const trailerLength = packed.readUInt32BE(at);
+  if (at + 4 + trailerLength !== packed.length) throw new Error('the trailer does not end the package');
+  const trailer = JSON.parse(packed.subarray(at + 4).toString()) as Record<string, unknown>;
+  return { header, codestreams, stripesEnd, trailer };
+}
+
+/** Where the `index`th codestream is in a package (counting every stripe of every frame). */
+function codestreamPlace(packed: Buffer, index = 0): { offset: number; length: number } {
+  return parts(packed).codestreams[index]!;
+}
+
+/** A JPEG-LS codestream's SOF55 fields: bit depth P, rows Y and columns X. */
+function sof55(codestream: Buffer): { bits: number; rows: number; columns: number } {
+  const at = codestream.indexOf(Buffer.from('fff7', 'hex'));
+  if (at < 0) throw new Error('no SOF55');
+  return { bits: codestream[at + 4]!, rows: codestream.readUInt16BE(at + 5), columns: codestream.readUInt16BE(at + 7) };
+}
+
+/** The package with its codestreams replaced by what `change` makes of them (everything else as it was). */
+function withCodestreams(packed: Buffer, change: (codestreams: Buffer[]) => Buffer[]): Buffer {
+  const { codestreams, stripesEnd } = parts(packed);
+  const head = packed.subarray(0, codestreams[0]!.offset - 4);
+  const changed = change(codestreams.map(({ offset, length }) => packed.subarray(offset, offset + length)));
+  const framed = changed.flatMap((codestream) => {
+    const length = Buffer.alloc(4);
+    length.writeUInt32BE(codestream.length);
+    return [length, codestream];
+  });
+  return Buffer.concat([head, ...framed, packed.subarray(stripesEnd)]);
+}
+
+/** The package with its header's layout changed (re-serialized, so the rest is as it was). */
+function withLayout(packed: Buffer, changes: Partial<Layout>): Buffer {
+  const headerLength = packed.readUInt32BE(8);
+  const header = JSON.parse(packed.subarray(12, 12 + headerLength).toString()) as { layout: Layout };
+  const json = Buffer.from(JSON.stringify({ ...header, layout: { ...header.layout, ...changes } }));
+  const length = Buffer.alloc(4);
+  length.writeUInt32BE(json.length);
+  return Buffer.concat([packed.subarray(0, 8), length, json, packed.subarray(12 + headerLength)]);
+}
+
+/** Resolves once `ready()` holds (checked every few milliseconds), or fails after `ms`. */
+async function until(ready: () => boolean, ms = 10_000): Promise<void> {
+  for (const started = Date.now(); !ready(); await new Promise((resolve) => setTimeout(resolve, 5)))
+    if (Date.now() - started > ms) throw new Error(`not ready after ${ms} ms`);
 }
 
 async function sha256File(path: string): Promise<string> {
@@ -221,9 +296,16 @@ describe('image packages', () => {
   it('matches the documented worked example, and restores it', async () => {
     const original = part10Image(EXPLICIT, EXAMPLE.dataset);
     expect(sha(original)).toBe(EXAMPLE.originalSha256);
-    const { packed, summary } = await pack(writeImage('example.dcm', original));
+    const { packed, summary } = await pack(writeImage('example.dcm', original), { stripeRows: EXAMPLE.stripeRows });
     expect(packed.toString('hex')).toBe(EXAMPLE.packed);
-    expect(summary).toMatchObject({ codec: 'jpeg-ls', frames: 1, originalBytes: 522, packedBytes: 1206 });
+    expect(summary).toMatchObject({ codec: 'jpeg-ls', frames: 1, originalBytes: 522, packedBytes: 1252 });
+    const { header, codestreams } = parts(packed);
+    expect(header.version).toBe(IMAGE_PACKAGE_VERSION);
+    expect(IMAGE_PACKAGE_VERSION).toBe(2);
+    expect(codestreams.map(({ offset, length }) => sof55(packed.subarray(offset, offset + length)))).toEqual([
+      { bits: 12, rows: 1, columns: 4 },
+      { bits: 12, rows: 1, columns: 4 },
+    ]);
     expect((await restore(packed, 1)).restored.equals(original)).toBe(true);
   });
 
@@ -284,6 +366,7 @@ describe('image packages', () => {
           rows: fc.integer({ min: 1, max: 24 }),
           columns: fc.integer({ min: 1, max: 24 }),
           frames: fc.integer({ min: 1, max: 3 }),
+          stripeRows: fc.integer({ min: 1, max: 30 }),
           bitsAllocated: fc.constantFrom(8, 16),
           bitsStored: fc.integer({ min: 1, max: 16 }),
           pixelRepresentation: fc.constantFrom(0, 1),
@@ -304,8 +387,9 @@ describe('image packages', () => {
             return byte & ((1 << bitsInByte) - 1);
           });
           const original = part10Image(EXPLICIT, dataset({ ...p, bitsStored, pixels }));
-          const { packed, summary } = await pack(writeImage('property.dcm', original));
+          const { packed, summary } = await pack(writeImage('property.dcm', original), { stripeRows: p.stripeRows });
           expect(summary.codec).toBe('jpeg-ls');
+          expect(parts(packed).codestreams.length).toBe(p.frames * Math.ceil(p.rows / p.stripeRows));
           const { restored } = await restore(packed, 97);
           expect(sha(restored)).toBe(sha(original));
         },
@@ -456,21 +540,222 @@ describe('image packages', () => {
     expect(sha(bytes())).toBe(written.sha256);
   });
 
+  describe('stripes', () => {
+    // 37 rows in stripes of 8: four of 8 rows and a last one of 5.
+    const [rows, columns, stripeRows] = [37, 64, 8];
+    const rowBytes = columns * 2;
+    const framePixels = (seed: number) => new Uint8Array(realisticMammogramPixels(columns, rows, seed).buffer);
+    let single: { path: string; original: Buffer; packed: Buffer };
+    let multi: { original: Buffer; pixels: Uint8Array; packed: Buffer; summary: PackSummary };
+    beforeAll(async () => {
+      const original = part10Image(EXPLICIT, dataset({ rows, columns, pixels: framePixels(21) }));
+      const path = writeImage('stripes.dcm', original);
+      single = { path, original, packed: (await pack(path, { stripeRows })).packed };
+      // Three frames; the middle one has a word above BitsStored (14) in its fourth stripe only.
+      const pixels = new Uint8Array(rows * rowBytes * 3);
+      [22, 23, 24].forEach((seed, i) => pixels.set(framePixels(seed), i * rows * rowBytes));
+      const high = rows * rowBytes + 30 * rowBytes + 7 * 2;
+      pixels[high + 1]! |= 0x80;
+      const multiOriginal = part10Image(EXPLICIT, dataset({ rows, columns, pixels, frames: 3 }));
+      const multiPacked = await pack(writeImage('stripes-3.dcm', multiOriginal), { stripeRows });
+      multi = { original: multiOriginal, pixels, ...multiPacked };
+    });
+    const stripeOf = (packed: Buffer, index: number) => {
+      const { offset, length } = codestreamPlace(packed, index);
+      return packed.subarray(offset, offset + length);
+    };
+
+    it('packs a frame as stripes of stripeRows rows, the last one shorter, and restores it bit for bit', async () => {
+      const { header, codestreams } = parts(single.packed);
+      expect(header.layout).toMatchObject({ rows, columns, stripeRows, frames: 1 });
+      expect(codestreams.map((_, i) => sof55(stripeOf(single.packed, i)))).toEqual([
+        ...Array.from({ length: 4 }, () => ({ bits: 14, rows: 8, columns })),
+        { bits: 14, rows: 5, columns },
+      ]);
+      const { restored, summary } = await restore(single.packed, 97);
+      expect(restored.equals(single.original)).toBe(true);
+      expect(summary).toMatchObject({ frames: 1, widenedFrames: 0, originalSha256: sha(single.original) });
+    });
+
+    it('takes DEFAULT_STRIPE_ROWS rows unless told, clamped to the rows, and refuses a stripeRows of no rows', async () => {
+      expect(DEFAULT_STRIPE_ROWS).toBe(256);
+      // The rows of each codestream, and the header's stripeRows.
+      const stripesOf = async (path: string, options?: PackOptions) => {
+        const { packed } = await pack(path, options);
+        const { header, codestreams } = parts(packed);
+        const rowsOf = codestreams.map(({ offset, length }) => sof55(packed.subarray(offset, offset + length)).rows);
+        return { stripeRows: header.layout.stripeRows, rows: rowsOf };
+      };
+      expect(await stripesOf(single.path)).toEqual({ stripeRows: rows, rows: [rows] });
+      expect(await stripesOf(single.path, { stripeRows: 1000 })).toEqual({ stripeRows: rows, rows: [rows] });
+      expect(await stripesOf(single.path, { stripeRows: 1 })).toEqual({
+        stripeRows: 1,
+        rows: Array<number>(rows).fill(1),
+      });
+      const tall = writeImage(
+        'tall.dcm',
+        part10Image(EXPLICIT, dataset({ rows: 300, columns: 16, pixels: new Uint8Array(300 * 16 * 2) })),
+      );
+      expect(await stripesOf(tall)).toEqual({ stripeRows: DEFAULT_STRIPE_ROWS, rows: [256, 44] });
+      for (const bad of [0, -8, 1.5, Number.NaN])
+        await expect(pack(single.path, { stripeRows: bad })).rejects.toThrow(/stripeRows must be a positive integer/);
+    });
+
+    it('packs every frame in stripes, each frame at one depth, and restores them bit for bit', async () => {
+      expect(multi.summary).toMatchObject({
+        codec: 'jpeg-ls',
+        frames: 3,
+        widenedFrames: 1,
+        pixelSha256: sha(multi.pixels),
+      });
+      const { codestreams } = parts(multi.packed);
+      expect(codestreams).toHaveLength(15);
+      // The middle frame is encoded at 16 bits in all its stripes, not only the one with the high word.
+      expect(codestreams.map((_, i) => sof55(stripeOf(multi.packed, i)).bits)).toEqual([
+        ...Array<number>(5).fill(14),
+        ...Array<number>(5).fill(16),
+        ...Array<number>(5).fill(14),
+      ]);
+      const { restored, summary } = await restore(multi.packed, 61);
+      expect(restored.equals(multi.original)).toBe(true);
+      expect(summary).toEqual(multi.summary);
+    });
+
+    it('refuses a header whose stripeRows does not fit the rows', async () => {
+      for (const bad of [0, rows + 1])
+        expect((await refusal(withLayout(single.packed, { stripeRows: bad }))).message).toMatch(
+          new RegExp(`layout is not valid: stripeRows ${bad}, not 1 to the ${rows} rows`),
+        );
+      // Other stripeRows that fit are read as they say: the codestreams then do not.
+      expect((await refusal(withLayout(single.packed, { stripeRows: 9 }))).message).toMatch(
+        /Frame 0, stripe 0 is 64 × 8 × 1, not the layout's 64 × 9 × 1/,
+      );
+      const raw = (await pack(single.path, { codec: 'none' })).packed;
+      expect(parts(raw).header.layout.stripeRows).toBe(0);
+      expect((await refusal(withLayout(raw, { stripeRows: 4 }))).message).toMatch(
+        /codec 'none' with stripeRows 4, not 0/,
+      );
+    });
+
+    it('refuses a stripe of the wrong rows, a frame whose stripes differ in depth, a stripe cut short', async () => {
+      // The short last stripe in the place of the second, and a full one in the place of the last.
+      const swapped = (packed: Buffer, a: number, b: number) =>
+        withCodestreams(packed, (all) =>
+          all.map((codestream, i) => (i === a ? all[b]! : i === b ? all[a]! : codestream)),
+        );
+      expect((await refusal(swapped(single.packed, 1, 4))).message).toMatch(
+        /Frame 0, stripe 1 is 64 × 5 × 1, not the layout's 64 × 8 × 1/,
+      );
+      const lastAsFull = withCodestreams(single.packed, (all) => [...all.slice(0, 4), all[0]!]);
+      expect((await refusal(lastAsFull)).message).toMatch(
+        /Frame 0, stripe 4 is 64 × 8 × 1, not the layout's 64 × 5 × 1/,
+      );
+      // Every stripe alone is valid; 14-bit and 16-bit stripes in one frame are not.
+      expect((await refusal(swapped(multi.packed, 1, 6))).message).toMatch(
+        /Frame 0, stripe 1 has 16-bit samples, not the 14 of the frame's stripe 0/,
+      );
+      expect((await refusal(swapped(multi.packed, 7, 12))).message).toMatch(
+        /Frame 1, stripe 2 has 14-bit samples, not the 16 of the frame's stripe 0/,
+      );
+      // The longest codestream is the stripe's, not the frame's: 1.25 × 5 rows × 128 bytes + 4096.
+      const last = codestreamPlace(single.packed, 4);
+      const long = Buffer.from(single.packed);
+      long.writeUInt32BE(4897, last.offset - 4);
+      expect((await refusal(long)).message).toMatch(/Frame 0, stripe 4 claims a 4897-byte codestream, over the 4896/);
+      // Cut short in a stripe's length, in a stripe, or a stripe that is not all there.
+      const third = codestreamPlace(single.packed, 2);
+      expect((await refusal(single.packed.subarray(0, third.offset - 2))).message).toMatch(
+        /cut short in the length of frame 0, stripe 2 \(/,
+      );
+      expect((await refusal(single.packed.subarray(0, third.offset + 10))).message).toMatch(
+        /cut short in frame 0, stripe 2 \(/,
+      );
+      const halved = withCodestreams(single.packed, (all) =>
+        all.map((codestream, i) => (i === 2 ? codestream.subarray(0, codestream.length >> 1) : codestream)),
+      );
+      expect((await refusal(halved)).message).toMatch(/Frame 0, stripe 2 does not decode: /);
+      // The codec still works after the stripe that failed to decode.
+      expect((await restore(multi.packed)).restored.equals(multi.original)).toBe(true);
+    });
+
+    it("writes each stripe to the sink as soon as it is encoded, before the frame's last", async () => {
+      const { codestreams } = parts(single.packed);
+      const firstEnd = codestreams[0]!.offset + codestreams[0]!.length;
+      // CharLS's encoder, counted: how many stripes had been encoded when the sink had the first one.
+      const encoder = vi.spyOn(dcmjsCodecs.NativeCodecs, 'encodeJpegLs');
+      // The sink takes every write at once, but holds the first codestream's (its callback) until released.
+      const writes: { at: number; chunk: Buffer }[] = [];
+      let received = 0;
+      let encodedByFirst: number | undefined;
+      let release: (() => void) | undefined;
+      const sink = new Writable({
+        highWaterMark: 16,
+        write(chunk: Buffer, _encoding, done) {
+          writes.push({ at: received, chunk });
+          received += chunk.length;
+          if (release || received < firstEnd) return done();
+          encodedByFirst = encoder.mock.calls.length;
+          release = done;
+        },
+      });
+      let packing = true;
+      const packed = packImage(single.path, sink, { stripeRows }).finally(() => (packing = false));
+      try {
+        await until(() => release !== undefined);
+        await new Promise((resolve) => setTimeout(resolve, 50));
+        // The first stripe (an image of the first 8 rows) reached the sink before the second was encoded; the
+        // packer then waits for the sink, having encoded the second stripe at most.
+        expect(encodedByFirst).toBe(1);
+        expect(sof55(writes.at(-1)!.chunk)).toEqual({ bits: 14, rows: 8, columns });
+        expect(packing).toBe(true);
+        expect(received).toBe(firstEnd);
+        expect(encoder.mock.calls.length).toBeLessThanOrEqual(2);
+        release!();
+        await packed;
+        expect(encoder).toHaveBeenCalledTimes(5);
+      } finally {
+        encoder.mockRestore();
+      }
+      expect(Buffer.concat(writes.map(({ chunk }) => chunk)).equals(single.packed)).toBe(true);
+      // Each stripe in writes of its own: a write ends where each codestream does.
+      const ends = new Set(writes.map(({ at, chunk }) => at + chunk.length));
+      expect(codestreams.map(({ offset, length }) => ends.has(offset + length))).toEqual(Array(5).fill(true));
+    });
+
+    it('restores each stripe as soon as it has arrived', async () => {
+      const { header, codestreams } = parts(single.packed);
+      const secondStart = codestreams[1]!.offset - 4;
+      const source = new PassThrough();
+      const { sink, bytes } = collector();
+      const restoring = restoreImage(source, sink);
+      source.write(single.packed.subarray(0, secondStart));
+      const firstStripeEnd = header.layout.prefixBytes + stripeRows * rowBytes;
+      await until(() => bytes().length >= firstStripeEnd);
+      await new Promise((resolve) => setTimeout(resolve, 20));
+      // The file up to the end of the first stripe's rows, restored before the rest of the frame has come.
+      expect(bytes().equals(single.original.subarray(0, firstStripeEnd))).toBe(true);
+      source.end(single.packed.subarray(secondStart));
+      await restoring;
+      expect(bytes().equals(single.original)).toBe(true);
+    });
+  });
+
   describe('damaged packages', () => {
     let packed: Buffer;
     let original: Buffer;
     beforeAll(async () => {
       const pixels = new Uint8Array(realisticMammogramPixels(64, 96, 11).buffer);
       original = part10Image(EXPLICIT, dataset({ rows: 48, columns: 64, pixels, frames: 2 }));
-      ({ packed } = await pack(writeImage('small.dcm', original)));
+      // Three stripes of 16 rows a frame.
+      ({ packed } = await pack(writeImage('small.dcm', original), { stripeRows: 16 }));
     });
 
-    it('refuses a package with a byte of a frame codestream changed', async () => {
-      const { offset, length } = framePlace(packed, 1);
+    it('refuses a package with a byte of a stripe codestream changed', async () => {
+      const { offset, length } = codestreamPlace(packed, 4);
       for (const at of [offset + 3, offset + Math.floor(length / 2), offset + length - 3]) {
         const damaged = Buffer.from(packed);
         damaged[at]! ^= 0x5a;
-        expect((await refusal(damaged)).message).toMatch(/Frame 1|SHA-256/);
+        expect((await refusal(damaged)).message).toMatch(/Frame 1, stripe 1|SHA-256/);
       }
     });
 
@@ -483,7 +768,7 @@ describe('image packages', () => {
       }
       for (let length = 0; length < example.length; length++)
         expect((await refusal(example.subarray(0, length), 100)).message).toMatch(
-          /cut short|not JSON|not a version 1|Not a Screening Hub/,
+          /cut short|not JSON|not a version 2|Not a Screening Hub/,
         );
       // The codec still works after the frames that failed to decode.
       expect(sha((await restore(packed)).restored)).toBe(sha(original));
@@ -513,12 +798,20 @@ describe('image packages', () => {
       expect((await refusal(withTrailer({ packedSha256: 'f'.repeat(64) }))).message).toMatch(
         /bytes do not match the SHA-256 in its trailer/,
       );
-      expect((await refusal(withTrailer({ originalSha256: 'not hex' }))).message).toMatch(/trailer is not a version 1/);
-      // A frame length beyond anything CharLS writes is refused before it is read.
-      const { offset } = framePlace(packed);
+      expect((await refusal(withTrailer({ originalSha256: 'not hex' }))).message).toMatch(/trailer is not a version 2/);
+      // A stripe length beyond anything CharLS writes is refused before it is read.
+      const { offset } = codestreamPlace(packed);
       const huge = Buffer.from(packed);
       huge.writeUInt32BE(0xfffffff0, offset - 4);
-      expect((await refusal(huge)).message).toMatch(/Frame 0 claims a 4294967280-byte codestream/);
+      expect((await refusal(huge)).message).toMatch(/Frame 0, stripe 0 claims a 4294967280-byte codestream/);
+      // A version 1 package (one codestream a frame) is not read.
+      const headerLength = packed.readUInt32BE(8);
+      const header = JSON.parse(packed.subarray(12, 12 + headerLength).toString()) as Record<string, unknown>;
+      const json = Buffer.from(JSON.stringify({ ...header, version: 1 }));
+      const length = Buffer.alloc(4);
+      length.writeUInt32BE(json.length);
+      const version1 = Buffer.concat([packed.subarray(0, 8), length, json, packed.subarray(12 + headerLength)]);
+      expect((await refusal(version1)).message).toMatch(/header is not a version 2 header/);
     });
   });
 
@@ -576,9 +869,9 @@ describe('image packages', () => {
           setTimeout(done, 1);
         },
       });
-      await packImage(path, slow);
-      // One frame's codestream is the most written before waiting for 'drain'.
-      expect(most).toBeLessThan(256 * 256 * 2);
+      await packImage(path, slow, { stripeRows: 32 });
+      // One stripe's codestream (of 32 rows: 16 KB raw) is the most written before waiting for 'drain'.
+      expect(most).toBeLessThan(32 * 256 * 2);
     });
   });
 });
