@@ -214,9 +214,12 @@ export class Outbox {
     return this.ordered().find((i) => i.state === 'received');
   }
 
-  /** The next package to send, in sending order (packages whole at the hub wait for its answer, not the link). */
-  nextToSend(): OutboxImage | undefined {
-    return this.ordered().find((i) => i.state === 'sealed' || i.state === 'sending');
+  /**
+   * The next package to send, in sending order (packages whole at the hub wait for its answer, not the link);
+   * with `after`, the next but that one.
+   */
+  nextToSend(after?: OutboxImage): OutboxImage | undefined {
+    return this.ordered().find((i) => (i.state === 'sealed' || i.state === 'sending') && i !== after);
   }
 
   /** The hub has less of an uploaded package than it acknowledged: it goes out again, from the hub's offset. */

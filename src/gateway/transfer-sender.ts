@@ -45,6 +45,8 @@ interface Sealing {
   growth: FileGrowth;
   /** Its upload has been begun while it is sealed (only once: after a failure it is sent once sealed). */
   begun: boolean;
+  /** Settles once the package is sealed and journalled (true), or its sealing failed (false). */
+  journalled: Promise<boolean>;
 }
 
 /**
@@ -63,6 +65,8 @@ export class TransferSender {
   private wakeSender: (() => void) | undefined;
   private current: { item: OutboxImage; abort: AbortController } | undefined;
   private sealing: Sealing | undefined;
+  /** The next package's upload, created while the one before was finishing (its offset at the hub). */
+  private prepared: { item: OutboxImage; uploadId: string; offset: Promise<number | undefined> } | undefined;
   private readonly loops: Promise<void>[] = [];
   private readonly reporter: NodeJS.Timeout;
   /** Bytes sent per second over the last ten minutes of sending (for throughput and the time to clear). */
@@ -140,7 +144,15 @@ export class TransferSender {
       const packageId = this.options.outbox.newPackageId();
       const packageFile = this.options.outbox.packagePath(packageId);
       const growth = new FileGrowth();
-      const sealing: Sealing = { item, packageId, packageFile, growth, begun: false };
+      let journalled!: (done: boolean) => void;
+      const sealing: Sealing = {
+        item,
+        packageId,
+        packageFile,
+        growth,
+        begun: false,
+        journalled: new Promise((resolve) => (journalled = resolve)),
+      };
       this.sealing = sealing;
       this.wakeSender?.();
       try {
@@ -148,7 +160,7 @@ export class TransferSender {
         const sealed = await this.thread.seal(item.imageFile, packageFile, key, growth).finally(() => {
           this.sealing = undefined;
         });
-        if (this.stopped) return;
+        if (this.stopped) return journalled(false);
         try {
           this.options.outbox.sealed(item, packageId, sealed.sealedBytes, sealed.codec);
           // Going up already: its upload (the package id) is journalled now, to be resumed after a restart.
@@ -161,12 +173,14 @@ export class TransferSender {
           rmSync(packageFile, { force: true });
           throw error;
         }
+        journalled(true);
         this.options.log(
           'info',
           `Sealed ${item.sopInstanceUid}: ${sealed.originalBytes} bytes to ${sealed.sealedBytes} (${sealed.codec}) in ${Date.now() - started} ms`,
         );
         this.sealFailures.delete(item.sopInstanceUid);
       } catch (error) {
+        journalled(false);
         if (this.stopped) return;
         const message = (error as Error).message;
         // A full disk or a stopped worker passes: try again. An image that fails three times running cannot be read.
@@ -224,37 +238,44 @@ export class TransferSender {
   }
 
   /**
-   * Begins the upload of a package still being sealed: created without a length, its bytes sent as the worker
-   * writes them, in one PATCH that ends when the package is sealed. The send loop then finds it sealed and sends it
-   * as any other (`send`), telling its length: usually all of it is at the hub by then.
+   * Sends a package still being sealed: its upload created without a length, and its bytes sent as the worker
+   * writes them, in a PATCH that ends when the package is sealed; the rest follows as for any package, the first
+   * PATCH telling the length.
    */
   private async sendWhileSealing(sealing: Sealing): Promise<void> {
     sealing.begun = true;
     const { item, packageId, packageFile, growth } = sealing;
     const abort = new AbortController();
     this.current = { item, abort };
-    const offset = await this.createUpload(item, packageId, undefined, abort.signal);
+    let offset = await this.createUpload(item, packageId, 'later', abort.signal);
     // The worker renames the package when it is sealed: the same file under its own name.
     const body = this.paced(
-      readGrowingFile([sealingPath(packageFile), packageFile], growth, { start: offset, highWaterMark: 64 * 1024 }),
+      readGrowingFile([sealingPath(packageFile), packageFile], growth, {
+        start: offset,
+        highWaterMark: 64 * 1024,
+        endWhenFinished: true,
+      }),
       item,
       offset,
     );
-    await this.patch(packageId, offset, body, undefined, abort.signal);
+    offset = await this.patch(packageId, offset, body, undefined, abort.signal);
+    // Sealing failed: the image is sealed again, as a new package; this upload is left (the hub supersedes it).
+    if (!(await sealing.journalled)) return;
+    await this.sendFrom(item, packageId, offset, abort.signal, true);
   }
 
   /** Creates the upload (or finds it again), with its length or to be told later; resolves with the hub's offset. */
   private async createUpload(
     item: OutboxImage,
     uploadId: string,
-    length: number | undefined,
+    length: number | 'later',
     signal: AbortSignal,
   ): Promise<number> {
     const created = await this.options.connection.exchange('POST', UPLOADS_PATH, {
       signal,
       headers: {
         'tus-resumable': TUS_VERSION,
-        ...(length === undefined ? { 'upload-defer-length': '1' } : { 'upload-length': String(length) }),
+        ...(length === 'later' ? { 'upload-defer-length': '1' } : { 'upload-length': String(length) }),
         'upload-metadata': this.uploadMetadata(item, uploadId),
       },
     });
@@ -272,6 +293,7 @@ export class TransferSender {
     body: Readable,
     bodyBytes: number | undefined,
     signal: AbortSignal,
+    uploadLength?: number,
   ): Promise<number> {
     const patched = await this.options.connection.exchange('PATCH', `${UPLOADS_PATH}/${uploadId}`, {
       signal,
@@ -281,6 +303,7 @@ export class TransferSender {
         'content-type': 'application/offset+octet-stream',
         'upload-offset': String(offset),
         ...(bodyBytes === undefined ? {} : { 'content-length': String(bodyBytes) }),
+        ...(uploadLength === undefined ? {} : { 'upload-length': String(uploadLength) }),
       },
     });
     // 409: the hub has fewer bytes than asked for (it went back to its last fsync): continue from there.
@@ -310,19 +333,52 @@ export class TransferSender {
     const abort = new AbortController();
     this.current = { item, abort };
     const uploadId = outbox.uploadFor(item);
+    const prepared = this.prepared?.item === item && this.prepared.uploadId === uploadId ? this.prepared : undefined;
+    this.prepared = undefined;
+    const offset =
+      (await prepared?.offset) ?? (await this.createUpload(item, uploadId, item.packedBytes!, abort.signal));
+    await this.sendFrom(item, uploadId, offset, abort.signal, false);
+  }
+
+  /**
+   * Sends a sealed package's bytes from `offset` to its end (the first PATCH telling its length, if `tellLength`),
+   * then asks for its outcome apart.
+   */
+  private async sendFrom(
+    item: OutboxImage,
+    uploadId: string,
+    offset: number,
+    signal: AbortSignal,
+    tellLength: boolean,
+  ): Promise<void> {
+    const { outbox } = this.options;
     const length = item.packedBytes!;
-    let offset = await this.createUpload(item, uploadId, length, abort.signal);
-    while (offset < length) {
+    for (let first = true; offset < length || (first && tellLength); first = false) {
       outbox.progress(item, offset, 0);
       const body = this.paced(
         createReadStream(item.packageFile!, { start: offset, highWaterMark: 64 * 1024 }),
         item,
         offset,
       );
-      offset = await this.patch(uploadId, offset, body, length - offset, abort.signal);
+      // Its last bytes are on their way: the next package's upload is created meanwhile, not after the answer.
+      body.once('end', () => this.prepareNext(item));
+      offset = await this.patch(uploadId, offset, body, length - offset, signal, tellLength ? length : undefined);
     }
     outbox.uploaded(item);
     this.confirm(item);
+  }
+
+  /** Creates the upload of the package to send after `current`, so that it can start as soon as `current` ends. */
+  private prepareNext(current: OutboxImage): void {
+    const next = this.options.outbox.nextToSend(current);
+    if (!next || next.packedBytes === undefined || this.stopped) return;
+    try {
+      const uploadId = this.options.outbox.uploadFor(next);
+      const offset = this.createUpload(next, uploadId, next.packedBytes, this.stopping.signal).catch(() => undefined);
+      this.prepared = { item: next, uploadId, offset };
+    } catch {
+      // Not journalled (disk full?): the upload is created when its turn comes, as usual.
+    }
   }
 
   /** Asks the hub, until it answers, whether the PACS holds an uploaded image or the hub refused its package. */

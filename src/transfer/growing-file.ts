@@ -58,6 +58,8 @@ export interface GrowingFileOptions {
   pollMs?: number;
   /** Give up (an error) when the file has not grown for this long (default: wait for ever). */
   idleMs?: number;
+  /** End as soon as the writer has finished, where the reader has got to (the rest is read otherwise). */
+  endWhenFinished?: boolean;
   highWaterMark?: number;
 }
 
@@ -65,6 +67,7 @@ export interface GrowingFileOptions {
  * Reads a file as another thread writes it, up to what `growth` says is written, to its length once finished.
  * `paths` are tried in order when the file is opened (the writer may have renamed it from the first to the second
  * meanwhile: the same file). Errors when the writer abandons the file, or when it stops growing for `idleMs`.
+ * With `endWhenFinished`, ends when the writer finishes, wherever the reader is.
  */
 export function readGrowingFile(
   paths: readonly string[],
@@ -97,7 +100,7 @@ export function readGrowingFile(
         timer = undefined;
         if (growth.abandoned) throw new Error('the file was given up while it was read');
         const length = growth.length;
-        if (length !== undefined && position >= length) {
+        if (length !== undefined && (position >= length || options.endWhenFinished)) {
           this.push(null);
           return;
         }

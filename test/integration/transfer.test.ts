@@ -203,31 +203,23 @@ describe.skipIf(!haveDcmtk)('image transfer: storescu → gateway → (simulated
   it('starts sending an image while it is still sealing it, and tells its length once it is sealed', async () => {
     const exam = await booked();
     const one = image(exam, { width: 2560, height: 3328 });
-    link.setRate(2_000_000);
-    try {
-      await storescu(dicomPort, one.file);
-      const upload = () =>
-        database.db
-          .selectFrom('transfer_upload')
-          .select(['length', 'received_bytes', 'state'])
-          .where('sop_instance_uid', '=', one.sopInstanceUid)
-          .executeTakeFirst();
-      // Bytes durable at the hub while it does not know how long the package is: sent as they were sealed.
-      expect(
-        await until(async () => {
-          const row = await upload();
-          return row?.length === null && row.received_bytes > 0;
-        }, 20_000),
-        logs.join('\n'),
-      ).toBe(true);
-      link.setRate(undefined);
-      expect(await until(async () => (await upload())?.state === 'stored', 30_000), logs.join('\n')).toBe(true);
-      const stored = (await storedImages()).find((s) => s.sop_instance_uid === one.sopInstanceUid)!;
-      expect(await upload()).toMatchObject({ length: stored.packed_bytes, received_bytes: stored.packed_bytes });
-      expect(stored.original_sha256).toBe(one.sha256);
-    } finally {
-      link.setRate(undefined);
-    }
+    await storescu(dicomPort, one.file);
+    const sealedLog = () => logs.find((l) => l.includes(`Sealed ${one.sopInstanceUid}:`));
+    expect(await until(() => sealedLog() !== undefined, 20_000), logs.join('\n')).toBe(true);
+    expect(
+      await until(async () => (await storedImages()).some((s) => s.sop_instance_uid === one.sopInstanceUid), 30_000),
+    ).toBe(true);
+    const upload = await database.db
+      .selectFrom('transfer_upload')
+      .select(['created_at', 'length', 'received_bytes', 'state'])
+      .where('sop_instance_uid', '=', one.sopInstanceUid)
+      .executeTakeFirstOrThrow();
+    // The hub had the upload (and, with no rate cap, its first bytes) before the gateway had finished sealing it.
+    const sealedAt = new Date(`${new Date(upload.created_at).toISOString().slice(0, 11)}${sealedLog()!.slice(0, 12)}Z`);
+    expect(new Date(upload.created_at).getTime()).toBeLessThan(sealedAt.getTime());
+    const stored = (await storedImages()).find((s) => s.sop_instance_uid === one.sopInstanceUid)!;
+    expect(upload).toMatchObject({ state: 'stored', length: stored.packed_bytes, received_bytes: stored.packed_bytes });
+    expect(stored.original_sha256).toBe(one.sha256);
   });
 
   it('continues from the hub’s offset after every drop and never starts an image again from zero', async () => {
