@@ -39,8 +39,8 @@ const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/;
 const OFFSET_TYPE = 'application/offset+octet-stream';
 
 /**
- * Resumable uploads of sealed packages (docs/transfer-protocol.md): tus 1.0.0 core, creation and creation-defer-length, on the
- * gateway listener (mutual TLS). The upload id is the gateway's package id. Bytes are written to disk as they
+ * Resumable uploads of sealed packages (docs/transfer-protocol.md): tus 1.0.0 core, creation and
+ * creation-defer-length, on the gateway listener (mutual TLS). The upload id is the gateway's package id. Bytes are written to disk as they
  * come and fsynced at checkpoints and at the end of every PATCH, and only fsynced bytes are acknowledged; a
  * resumed PATCH may start at or below the acknowledged offset (the hub goes back to it), never beyond.
  */
@@ -84,7 +84,7 @@ export function registerTransferRoutes(app: FastifyInstance, options: TransferRo
     const deferred = request.headers['upload-defer-length'];
     if (deferred !== undefined && deferred !== '1') return problem(reply, 400, 'Upload-Defer-Length may only be 1');
     const length = deferred === undefined ? uploadLength(request) : undefined;
-    if (typeof length === 'string') return problem(reply, length.startsWith('A package') ? 413 : 400, length);
+    if (typeof length === 'object') return problem(reply, length.status, length.message);
     const raw = decodeUploadMetadata(String(request.headers['upload-metadata'] ?? ''));
     const parsed = uploadMetadataSchema.safeParse(raw);
     if (!parsed.success || !UUID.test(raw.id ?? ''))
@@ -121,12 +121,16 @@ export function registerTransferRoutes(app: FastifyInstance, options: TransferRo
       .send();
   });
 
-  /** The Upload-Length header: a byte count, or what is wrong with it. */
-  function uploadLength(request: FastifyRequest): number | string {
+  /** The Upload-Length header: a byte count, or the answer that refuses it. */
+  function uploadLength(request: FastifyRequest): number | { status: 400 | 413; message: string } {
     const length = Number(request.headers['upload-length']);
     if (!Number.isSafeInteger(length) || length <= 0)
-      return 'Upload-Length must be the package size in bytes (or Upload-Defer-Length: 1 to say it later)';
-    if (length > MAX_PACKAGE_BYTES) return `A package may be at most ${MAX_PACKAGE_BYTES} bytes`;
+      return {
+        status: 400,
+        message: 'Upload-Length must be the package size in bytes (or Upload-Defer-Length: 1 to say it later)',
+      };
+    if (length > MAX_PACKAGE_BYTES)
+      return { status: 413, message: `A package may be at most ${MAX_PACKAGE_BYTES} bytes` };
     return length;
   }
 
@@ -195,7 +199,7 @@ export function registerTransferRoutes(app: FastifyInstance, options: TransferRo
       if (!upload) return reply;
       if (request.headers['upload-length'] !== undefined) {
         const told = uploadLength(request);
-        if (typeof told === 'string') return problem(reply, told.startsWith('A package') ? 413 : 400, told);
+        if (typeof told === 'object') return problem(reply, told.status, told.message);
         const row = await tellLength(upload, told);
         if (typeof row === 'string') return problem(reply, 409, row);
         upload = row;
