@@ -6,7 +6,8 @@ import { isoDateInLondon } from '../pathway/dates.js';
 import { ROLES, type Role } from '../pathway/staff-roles.js';
 import { packageRoot } from '../paths.js';
 import { createUser } from '../store/accounts.js';
-import { databaseTargetFromEnv, openDatabase, type Database } from '../store/database.js';
+import { databaseTargetFromEnv, openDatabase, type Database, type DatabaseTarget } from '../store/database.js';
+import { runCohortImport } from './import-cohort.js';
 import { migrate } from '../store/migrate.js';
 import { loadDemoOffice } from '../demo/synthetic-office.js';
 import { startGateway } from '../gateway/gateway.js';
@@ -49,6 +50,11 @@ Usage:
       Storage Commitment requests are answered once the PACS holds the images: on the modality's association if
       still open, else on one the gateway opens to its --commitment-peer (repeat it or comma-separate:
       MAMMO1@10.0.0.5:104).
+  screening-hub import-cohort FILE.csv [--rejects REJECTS.csv] [--database URL | --pglite DIR]
+      Imports a BS-Select style cohort feed (CSV; the format is in README.md): adds, amendments, deaths, GP and
+      address changes, field by field by effective date, so importing the same file again changes nothing. Shows
+      a progress bar, then a summary; rejected rows (line, NHS number, reason) go to --rejects. The database is
+      --database (a PostgreSQL URL), --pglite DIR, or as for seed (DATABASE_URL, else --data DIR).
   screening-hub create-user --username NAME --role ROLE --name "Display Name"
       Creates a staff account; the password is read from SCREENING_HUB_PASSWORD.
       Roles: ${ROLES.join(', ')}.
@@ -63,11 +69,14 @@ const DEMO_USERS: { username: string; displayName: string; role: Role }[] = [
   { username: 'support', displayName: 'Sam Support', role: 'support' },
 ];
 
-async function open(dataDir: string): Promise<Database> {
-  const target = databaseTargetFromEnv(process.env, dataDir);
+async function open(dataDir: string, chosen?: DatabaseTarget): Promise<Database> {
+  const target = chosen ?? databaseTargetFromEnv(process.env, dataDir);
   const database = await openDatabase(target);
   const applied = await migrate(database);
-  const where = target.kind === 'postgres' ? 'PostgreSQL (DATABASE_URL)' : `PGlite in ${dataDir}`;
+  const where =
+    target.kind === 'postgres'
+      ? `PostgreSQL (${chosen ? '--database' : 'DATABASE_URL'})`
+      : `PGlite in ${target.dataDir ?? dataDir}`;
   console.error(`Database: ${where}${applied.length ? `, applied ${applied.join(', ')}` : ''}`);
   return database;
 }
@@ -103,8 +112,9 @@ function port(text: string, option: string, zeroAllowed = false): number {
 
 async function main(argv: string[]): Promise<void> {
   const [command, ...rest] = argv;
-  const { values } = parseArgs({
+  const { values, positionals } = parseArgs({
     args: rest,
+    allowPositionals: command === 'import-cohort',
     options: {
       port: { type: 'string', default: process.env.PORT ?? '3000' },
       host: { type: 'string', default: process.env.HOST ?? '127.0.0.1' },
@@ -130,6 +140,9 @@ async function main(argv: string[]): Promise<void> {
       'transfer-alert-minutes': { type: 'string', default: '240' },
       cap: { type: 'string' },
       'commitment-peer': { type: 'string', multiple: true },
+      rejects: { type: 'string' },
+      database: { type: 'string' },
+      pglite: { type: 'string' },
       help: { type: 'boolean', short: 'h', default: false },
     },
   });
@@ -147,6 +160,25 @@ async function main(argv: string[]): Promise<void> {
     const database = await open(values.data);
     await seedIfEmpty(database, participants, seed);
     await database.close();
+    return;
+  }
+  if (command === 'import-cohort') {
+    const [file, ...extra] = positionals;
+    if (!file || extra.length) throw new Error('import-cohort needs one file: import-cohort FILE.csv (see --help)');
+    if (values.database && values.pglite) throw new Error('Give --database or --pglite, not both');
+    await runCohortImport({
+      file,
+      ...(values.rejects ? { rejectsFile: values.rejects } : {}),
+      openDatabase: () =>
+        open(
+          values.data,
+          values.database
+            ? { kind: 'postgres', url: values.database }
+            : values.pglite
+              ? { kind: 'pglite', dataDir: values.pglite }
+              : undefined,
+        ),
+    });
     return;
   }
   if (command === 'create-user') {

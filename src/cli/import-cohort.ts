@@ -1,0 +1,82 @@
+import { createReadStream, createWriteStream, openSync, statSync } from 'node:fs';
+import { once } from 'node:events';
+import { basename } from 'node:path';
+import { csvLine, type CohortRejection } from '../cohort/cohort-csv.js';
+import { isoDateInLondon } from '../pathway/dates.js';
+import type { Actor } from '../store/audit.js';
+import { importCohort, type CohortImportSummary } from '../store/cohort-import.js';
+import type { Database } from '../store/database.js';
+import { progressReporter } from './progress.js';
+
+export const COHORT_ACTOR: Actor = { userId: null, username: 'import-cohort', ip: null };
+/** Rejections printed when there is no --rejects file. */
+const PRINTED_REJECTIONS = 20;
+
+export interface CohortImportRun {
+  file: string;
+  rejectsFile?: string;
+  openDatabase: () => Promise<Database>;
+  out?: NodeJS.WritableStream;
+}
+
+/** `screening-hub import-cohort`: throws (a non-zero exit) only when the file cannot be read as a cohort feed. */
+export async function runCohortImport(run: CohortImportRun): Promise<CohortImportSummary> {
+  const out = run.out ?? process.stdout;
+  let size: number;
+  try {
+    const stat = statSync(run.file);
+    if (!stat.isFile()) throw new Error('not a file');
+    size = stat.size;
+  } catch (error) {
+    throw new Error(`Cannot read ${run.file}: ${(error as Error).message}`, { cause: error });
+  }
+  const rejects = run.rejectsFile ? createWriteStream('', { fd: openSync(run.rejectsFile, 'w') }) : undefined;
+  const database = await run.openDatabase();
+  const write = async (text: string) => {
+    if (rejects && !rejects.write(text)) await once(rejects, 'drain');
+  };
+  try {
+    await write(csvLine(['line', 'nhs_number', 'reason']));
+    const progress = progressReporter();
+    progress(0, size, 'cohort');
+    const summary = await importCohort(database.db, createReadStream(run.file, { highWaterMark: 256 * 1024 }), {
+      actor: COHORT_ACTOR,
+      today: isoDateInLondon(new Date()),
+      sourceName: basename(run.file),
+      onProgress: (bytes) => progress(Math.min(bytes, size), size, 'cohort'),
+      onReject: (r: CohortRejection) => write(csvLine([r.line, r.nhsNumber, r.reason])),
+    });
+    progress(size, size, 'cohort');
+    out.write(describe(summary));
+    if (summary.rejected > 0) {
+      if (run.rejectsFile) {
+        out.write(`Rejected rows and their reasons are in ${run.rejectsFile}\n`);
+      } else {
+        for (const r of summary.rejections.slice(0, PRINTED_REJECTIONS))
+          out.write(`  line ${r.line}${r.nhsNumber ? ` (${r.nhsNumber})` : ''}: ${r.reason}\n`);
+        if (summary.rejected > PRINTED_REJECTIONS)
+          out.write(`  … and ${summary.rejected - PRINTED_REJECTIONS} more (give --rejects FILE to have them all)\n`);
+      }
+    }
+    return summary;
+  } finally {
+    if (rejects) {
+      rejects.end();
+      await once(rejects, 'close');
+    }
+    await database.close();
+  }
+}
+
+export function describe(s: CohortImportSummary): string {
+  const rate = s.seconds > 0 ? Math.round(s.rowsRead / s.seconds) : s.rowsRead;
+  return [
+    `Read ${s.rowsRead} rows in ${s.seconds.toFixed(1)} s (${rate} rows/s):`,
+    `  added             ${s.added}`,
+    `  amended           ${s.amended} (${s.fieldsChanged} fields changed)`,
+    `  unchanged         ${s.unchanged}`,
+    `  older than record ${s.olderThanRecord} (${s.fieldsOlderThanRecord} fields in all left as they were: the record knows them from a later date)`,
+    `  rejected          ${s.rejected}`,
+    '',
+  ].join('\n');
+}

@@ -1,0 +1,382 @@
+/**
+ * Imports a BS-Select style cohort feed (CSV, see src/cohort/cohort-csv.ts and README.md) into the participant
+ * table, incrementally and idempotently.
+ *
+ * The file is read as a stream and applied in batches, one transaction each. Keyed by NHS number: a new number is
+ * added (its screening office is its GP practice's); a known one is amended field by field, but only where the
+ * row's effective_date is not older than the date the field's current value is known from (its provenance), so a
+ * row that arrives out of order changes nothing it should not. Each changed field gets a participant_change row
+ * (source 'bs_select', source_date = effective_date) and new provenance; a GP change to another office's practice
+ * moves bso_code with it. The same row twice changes nothing the second time.
+ *
+ * A row the parser or the GP practice list refuses is reported and skipped. If the database refuses a batch, the
+ * batch is rolled back and applied again a row at a time, so only the row it refuses is lost (and reported).
+ */
+import { randomUUID } from 'node:crypto';
+import { sql, type Insertable } from 'kysely';
+import {
+  CohortCsvParser,
+  type CohortRejection,
+  type CohortResult,
+  type CohortRow,
+} from '../cohort/cohort-csv.js';
+import type { IsoDate } from '../pathway/dates.js';
+import { recordAudit, type Actor } from './audit.js';
+import type { Db } from './database.js';
+import { planFieldChanges } from './field-changes.js';
+import type { FieldProvenance, Tables } from './tables.js';
+
+export const COHORT_BATCH_ROWS = 1000;
+/** Rejections kept in the summary; all of them go to onReject. */
+export const SUMMARY_REJECTIONS = 1000;
+
+/** The participant fields the feed sets, and how a row gives each. */
+const FEED_FIELDS = {
+  family_name: (r: CohortRow) => r.familyName,
+  given_name: (r: CohortRow) => r.givenName,
+  date_of_birth: (r: CohortRow) => r.dateOfBirth,
+  date_of_death: (r: CohortRow) => r.dateOfDeath,
+  sex: (r: CohortRow) => r.sex,
+  address_line1: (r: CohortRow) => r.addressLine1,
+  address_line2: (r: CohortRow) => r.addressLine2,
+  town: (r: CohortRow) => r.town,
+  postcode: (r: CohortRow) => r.postcode,
+  gp_practice_code: (r: CohortRow) => r.gpPracticeCode,
+} as const;
+type FeedField = keyof typeof FEED_FIELDS;
+const FIELD_NAMES = Object.keys(FEED_FIELDS) as FeedField[];
+type RecordField = FeedField | 'bso_code';
+
+const REASONS: Partial<Record<RecordField, string>> = {
+  date_of_death: 'Death notified by BS-Select',
+  address_line1: 'Change of address from BS-Select',
+  address_line2: 'Change of address from BS-Select',
+  town: 'Change of address from BS-Select',
+  postcode: 'Change of address from BS-Select',
+  gp_practice_code: 'Change of GP practice from BS-Select',
+  bso_code: 'Responsibility follows the GP practice',
+};
+/** The participant columns the import writes besides id, nhs_number, provenance and version. */
+const RECORD_COLUMNS: readonly RecordField[] = [...FIELD_NAMES, 'bso_code'];
+const RECORD_TYPES = sql.raw(
+  [
+    'id uuid',
+    'nhs_number text',
+    ...RECORD_COLUMNS.map((c) => `${c} ${c.startsWith('date_') ? 'date' : 'text'}`),
+    'provenance jsonb',
+    'version integer',
+  ].join(', '),
+);
+const asRecordRow = (nhsNumber: string, r: Current) => ({
+  id: r.id,
+  nhs_number: nhsNumber,
+  ...r.values,
+  provenance: r.provenance,
+  version: r.version,
+});
+
+const reasonFor = (field: string): string => REASONS[field as RecordField] ?? 'Amendment from BS-Select';
+
+export interface CohortImportOptions {
+  actor: Actor;
+  /** Dates after it are refused. */
+  today: IsoDate;
+  /** What is imported (a file name), for the audit log. */
+  sourceName: string;
+  batchRows?: number;
+  /** After each chunk of input: the bytes read so far. */
+  onProgress?: (bytesRead: number) => void;
+  /** Every rejected row, in file order (the summary keeps only the first SUMMARY_REJECTIONS). */
+  onReject?: (rejection: CohortRejection) => void | Promise<void>;
+}
+
+export interface CohortImportSummary {
+  rowsRead: number;
+  /** New participants. */
+  added: number;
+  /** Rows that changed at least one field of a participant on record. */
+  amended: number;
+  /** Fields changed in all (bso_code included when responsibility moved). */
+  fieldsChanged: number;
+  /** Rows that matched the record already. */
+  unchanged: number;
+  /** Rows that differed from the record only in fields known from a later date: nothing changed. */
+  olderThanRecord: number;
+  /** Fields left alone because the record's value is known from a later date (also in amended rows). */
+  fieldsOlderThanRecord: number;
+  rejected: number;
+  rejections: CohortRejection[];
+  bytesRead: number;
+  seconds: number;
+}
+
+/** A row that differs only in older fields is { changed: 0, older: n }. */
+type RowOutcome = 'added' | 'unchanged' | 'refused' | { changed: number; older: number };
+
+interface Current {
+  id: string;
+  isNew: boolean;
+  dirty: Set<RecordField>;
+  values: Record<RecordField, string | null>;
+  provenance: Record<string, FieldProvenance>;
+  version: number;
+}
+
+/**
+ * Reads `input` (bytes or text, UTF-8, e.g. a file's read stream) and applies it. Throws CohortFormatError when the
+ * header is wrong, and whatever the input throws when it cannot be read; rows applied by then stay applied (each
+ * batch is whole), and the audit log says the import stopped.
+ */
+export async function importCohort(
+  db: Db,
+  input: AsyncIterable<Uint8Array | string> | Iterable<Uint8Array | string>,
+  options: CohortImportOptions,
+): Promise<CohortImportSummary> {
+  const started = performance.now();
+  const batchRows = options.batchRows ?? COHORT_BATCH_ROWS;
+  const summary: CohortImportSummary = {
+    rowsRead: 0,
+    added: 0,
+    amended: 0,
+    fieldsChanged: 0,
+    unchanged: 0,
+    olderThanRecord: 0,
+    fieldsOlderThanRecord: 0,
+    rejected: 0,
+    rejections: [],
+    bytesRead: 0,
+    seconds: 0,
+  };
+  const reject = async (rejection: CohortRejection) => {
+    summary.rejected++;
+    if (summary.rejections.length < SUMMARY_REJECTIONS) summary.rejections.push(rejection);
+    await options.onReject?.(rejection);
+  };
+  // GP practices are few (about 6,500 in England): known up front, so an unknown one is refused before the batch.
+  const practices = new Map(
+    (await db.selectFrom('gp_practice').select(['ods_code', 'bso_code']).execute()).map((p) => [
+      p.ods_code,
+      p.bso_code,
+    ]),
+  );
+
+  let batch: { line: number; row: CohortRow }[] = [];
+  const flush = async () => {
+    if (batch.length === 0) return;
+    const rows = batch;
+    batch = [];
+    let outcomes: RowOutcome[];
+    try {
+      outcomes = await db.transaction().execute((tx) => applyRows(tx, rows, practices, options.actor));
+    } catch {
+      // Something in the batch was refused: apply it again row by row so the others are kept.
+      outcomes = [];
+      for (const item of rows) {
+        try {
+          outcomes.push(...(await db.transaction().execute((tx) => applyRows(tx, [item], practices, options.actor))));
+        } catch (error) {
+          outcomes.push('refused');
+          await reject({
+            line: item.line,
+            nhsNumber: item.row.nhsNumber,
+            reason: `the database refused the row: ${(error as Error).message}`,
+          });
+        }
+      }
+    }
+    for (const outcome of outcomes) {
+      if (outcome === 'refused') continue;
+      if (outcome === 'added') summary.added++;
+      else if (outcome === 'unchanged') summary.unchanged++;
+      else {
+        if (outcome.changed > 0) summary.amended++;
+        else summary.olderThanRecord++;
+        summary.fieldsChanged += outcome.changed;
+        summary.fieldsOlderThanRecord += outcome.older;
+      }
+    }
+  };
+  const take = async (results: CohortResult[]) => {
+    for (const result of results) {
+      summary.rowsRead++;
+      if (!result.ok) {
+        await reject({ line: result.line, nhsNumber: result.nhsNumber, reason: result.reason });
+        continue;
+      }
+      if (!practices.has(result.row.gpPracticeCode)) {
+        await reject({
+          line: result.line,
+          nhsNumber: result.row.nhsNumber,
+          reason: `gp_practice_code ${result.row.gpPracticeCode} is not a known GP practice`,
+        });
+        continue;
+      }
+      batch.push({ line: result.line, row: result.row });
+      if (batch.length >= batchRows) await flush();
+    }
+  };
+
+  const parser = new CohortCsvParser(options.today);
+  const decoder = new TextDecoder('utf-8');
+  try {
+    for await (const chunk of input) {
+      if (typeof chunk === 'string') {
+        summary.bytesRead += Buffer.byteLength(chunk);
+        await take(parser.push(chunk));
+      } else {
+        summary.bytesRead += chunk.byteLength;
+        await take(parser.push(decoder.decode(chunk, { stream: true })));
+      }
+      options.onProgress?.(summary.bytesRead);
+    }
+    await take(parser.push(decoder.decode()));
+    await take(parser.end());
+    await flush();
+  } catch (error) {
+    summary.seconds = (performance.now() - started) / 1000;
+    await recordAudit(db, options.actor, {
+      action: 'cohort.import',
+      entityType: 'cohort_feed',
+      entityId: options.sourceName,
+      detail: { ...counts(summary), stopped: (error as Error).message },
+    });
+    throw error;
+  }
+  summary.seconds = (performance.now() - started) / 1000;
+  await recordAudit(db, options.actor, {
+    action: 'cohort.import',
+    entityType: 'cohort_feed',
+    entityId: options.sourceName,
+    detail: counts(summary),
+  });
+  return summary;
+}
+
+function counts(summary: CohortImportSummary): Record<string, number> {
+  return Object.fromEntries(Object.entries(summary).filter(([, value]) => typeof value === 'number')) as Record<
+    string,
+    number
+  >;
+}
+
+/** Applies rows (in file order) inside the caller's transaction; the outcome of each. */
+async function applyRows(
+  tx: Db,
+  rows: readonly { line: number; row: CohortRow }[],
+  practices: ReadonlyMap<string, string>,
+  actor: Actor,
+): Promise<RowOutcome[]> {
+  const numbers = [...new Set(rows.map((r) => r.row.nhsNumber))];
+  const found = await tx
+    .selectFrom('participant')
+    .select(['id', 'nhs_number', 'provenance', 'version', 'bso_code', ...FIELD_NAMES])
+    .where('nhs_number', '=', sql<string>`any(${numbers}::text[])`)
+    .orderBy('nhs_number')
+    .forUpdate()
+    .execute();
+  const records = new Map<string, Current>();
+  for (const p of found) {
+    records.set(p.nhs_number, {
+      id: p.id,
+      isNew: false,
+      dirty: new Set(),
+      values: {
+        ...(Object.fromEntries(FIELD_NAMES.map((f) => [f, p[f]])) as Record<FeedField, string | null>),
+        bso_code: p.bso_code,
+      },
+      provenance: p.provenance,
+      version: p.version,
+    });
+  }
+
+  const at = new Date().toISOString();
+  const history: Insertable<Tables['participant_change']>[] = [];
+  const outcomes: RowOutcome[] = [];
+  for (const { row } of rows) {
+    const bso = practices.get(row.gpPracticeCode);
+    if (!bso) throw new Error(`gp_practice_code ${row.gpPracticeCode} is not a known GP practice`);
+    const current = records.get(row.nhsNumber);
+    if (!current) {
+      const known: FieldProvenance = { source: 'bs_select', on: row.effectiveDate, at };
+      records.set(row.nhsNumber, {
+        id: randomUUID(),
+        isNew: true,
+        dirty: new Set(),
+        values: {
+          ...(Object.fromEntries(FIELD_NAMES.map((f) => [f, FEED_FIELDS[f](row)])) as Record<FeedField, string | null>),
+          bso_code: bso,
+        },
+        provenance: Object.fromEntries([...FIELD_NAMES, 'bso_code'].map((f) => [f, known])),
+        version: 1,
+      });
+      outcomes.push('added');
+      continue;
+    }
+    const changes: Partial<Record<RecordField, string | null>> = {};
+    let older = 0;
+    for (const field of FIELD_NAMES) {
+      const value = FEED_FIELDS[field](row);
+      if (value === current.values[field]) continue;
+      const knownOn = current.provenance[field]?.on;
+      if (knownOn !== undefined && knownOn > row.effectiveDate) {
+        older++;
+        continue;
+      }
+      changes[field] = value;
+    }
+    // Responsibility follows the GP: a move to another office's practice moves the person to that office.
+    if (changes.gp_practice_code !== undefined && bso !== current.values.bso_code) changes.bso_code = bso;
+    const plan = planFieldChanges({
+      participantId: current.id,
+      current: current.values,
+      provenance: current.provenance,
+      changes,
+      source: 'bs_select',
+      sourceDate: row.effectiveDate,
+      reason: reasonFor,
+      changedBy: actor.userId,
+      at,
+    });
+    if (plan.changed.length === 0) {
+      outcomes.push(older > 0 ? { changed: 0, older } : 'unchanged');
+      continue;
+    }
+    history.push(...plan.history);
+    Object.assign(current.values, changes);
+    current.provenance = plan.provenance;
+    current.version++;
+    for (const field of plan.changed) current.dirty.add(field as RecordField);
+    outcomes.push({ changed: plan.changed.length, older });
+  }
+
+  // Each statement takes the whole batch as one JSON parameter (jsonb_to_recordset): far quicker than thousands of
+  // bound parameters, and no limit on their number.
+  const added = [...records.entries()].filter(([, r]) => r.isNew).map(([nhsNumber, r]) => asRecordRow(nhsNumber, r));
+  if (added.length > 0) {
+    await sql`
+      insert into participant (id, nhs_number, ${sql.raw(RECORD_COLUMNS.join(', '))}, provenance, version)
+      select id, nhs_number, ${sql.raw(RECORD_COLUMNS.join(', '))}, provenance, version
+      from jsonb_to_recordset(${JSON.stringify(added)}::jsonb) as x(${RECORD_TYPES})`.execute(tx);
+  }
+  const amended = [...records.entries()]
+    .filter(([, r]) => !r.isNew && r.dirty.size > 0)
+    .map(([nhsNumber, r]) => asRecordRow(nhsNumber, r));
+  if (amended.length > 0) {
+    // Every field is set, changed or not: the others hold the values read above, under the row lock.
+    await sql`
+      update participant p
+      set ${sql.raw(RECORD_COLUMNS.map((c) => `${c} = x.${c}`).join(', '))},
+        provenance = x.provenance, version = x.version, updated_at = now()
+      from jsonb_to_recordset(${JSON.stringify(amended)}::jsonb) as x(${RECORD_TYPES})
+      where p.id = x.id`.execute(tx);
+  }
+  if (history.length > 0) {
+    await sql`
+      insert into participant_change (participant_id, field, old_value, new_value, source, source_date, reason,
+        changed_by)
+      select participant_id, field, old_value, new_value, source, source_date, reason, changed_by
+      from jsonb_to_recordset(${JSON.stringify(history)}::jsonb) as x(participant_id uuid, field text,
+        old_value text, new_value text, source text, source_date date, reason text, changed_by uuid)`.execute(tx);
+  }
+  return outcomes;
+}
