@@ -335,7 +335,7 @@ export function checkRow(line: number, field: (column: CohortColumn) => string, 
       return null;
     }
     if (!isIsoDate(value)) {
-      problems.push(`${column} "${value}" is not a real date in the form YYYY-MM-DD`);
+      problems.push(`${column} "${field(column)}" is not a real date in the form YYYY-MM-DD`);
       return null;
     }
     if (value > today) {

@@ -14,12 +14,7 @@
  */
 import { randomUUID } from 'node:crypto';
 import { sql, type Insertable } from 'kysely';
-import {
-  CohortCsvParser,
-  type CohortRejection,
-  type CohortResult,
-  type CohortRow,
-} from '../cohort/cohort-csv.js';
+import { CohortCsvParser, type CohortRejection, type CohortResult, type CohortRow } from '../cohort/cohort-csv.js';
 import type { IsoDate } from '../pathway/dates.js';
 import { recordAudit, type Actor } from './audit.js';
 import type { Db } from './database.js';
@@ -175,6 +170,7 @@ export async function importCohort(
         try {
           outcomes.push(...(await db.transaction().execute((tx) => applyRows(tx, [item], practices, options.actor))));
         } catch (error) {
+          if (!refusesRow(error)) throw error;
           outcomes.push('refused');
           await reject({
             line: item.line,
@@ -252,11 +248,18 @@ export async function importCohort(
   return summary;
 }
 
+/**
+ * Whether the database refused the row's data (SQLSTATE class 22 data exception, 23 integrity constraint, or an
+ * exception raised by a trigger), rather than failing for another reason (a lost connection, a full disk): those stop
+ * the import instead of rejecting every row after them.
+ */
+function refusesRow(error: unknown): boolean {
+  const code = (error as { code?: unknown }).code;
+  return typeof code === 'string' && /^(22|23|P0)/.test(code);
+}
+
 function counts(summary: CohortImportSummary): Record<string, number> {
-  return Object.fromEntries(Object.entries(summary).filter(([, value]) => typeof value === 'number')) as Record<
-    string,
-    number
-  >;
+  return Object.fromEntries(Object.entries(summary).filter(([, value]) => typeof value === 'number'));
 }
 
 /** Applies rows (in file order) inside the caller's transaction; the outcome of each. */

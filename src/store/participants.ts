@@ -3,7 +3,7 @@ import type { Source } from '../pathway/record-items.js';
 import { recordAudit, type Actor } from './audit.js';
 import type { Db } from './database.js';
 import { ConflictError, NotFoundError } from './errors.js';
-import type { FieldProvenance } from './tables.js';
+import { planFieldChanges } from './field-changes.js';
 
 export type SearchQuery =
   | { by: 'nhsNumber'; nhsNumber: string }
@@ -114,34 +114,25 @@ export async function correctDemographicsWithin(
       `This record was changed${who} after you opened it. Your changes have not been saved: check the record and make them again.`,
     );
   }
-  const changed = (Object.keys(correction.changes) as DemographicField[]).filter(
-    (field) => (correction.changes[field] ?? null) !== (current[field] ?? null),
-  );
+  const { changed, provenance, history } = planFieldChanges({
+    participantId: current.id,
+    current: Object.fromEntries(
+      (Object.keys(DEMOGRAPHIC_FIELDS) as DemographicField[]).map((field) => [field, current[field]]),
+    ),
+    provenance: current.provenance,
+    changes: correction.changes,
+    source: correction.source,
+    sourceDate: correction.sourceDate,
+    reason: () => correction.reason,
+    changedBy: actor.userId,
+    at: new Date().toISOString(),
+  });
   if (changed.length === 0) return [];
-  const at = new Date().toISOString();
-  const provenance: Record<string, FieldProvenance> = { ...current.provenance };
-  for (const field of changed) {
-    provenance[field] = { source: correction.source, on: correction.sourceDate, at };
-  }
-  await tx
-    .insertInto('participant_change')
-    .values(
-      changed.map((field) => ({
-        participant_id: current.id,
-        field,
-        old_value: current[field] ?? null,
-        new_value: correction.changes[field] ?? null,
-        source: correction.source,
-        source_date: correction.sourceDate,
-        reason: correction.reason,
-        changed_by: actor.userId,
-      })),
-    )
-    .execute();
+  await tx.insertInto('participant_change').values(history).execute();
   await tx
     .updateTable('participant')
     .set({
-      ...Object.fromEntries(changed.map((field) => [field, correction.changes[field] ?? null])),
+      ...Object.fromEntries(changed.map((field) => [field, correction.changes[field as DemographicField] ?? null])),
       provenance: JSON.stringify(provenance),
       version: current.version + 1,
       updated_at: new Date(),

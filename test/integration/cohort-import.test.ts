@@ -145,14 +145,20 @@ describe.each(BACKENDS)('cohort import on %s', (backend) => {
     expect(summary).toMatchObject({ amended: 1, fieldsChanged: 1 });
     expect((await person(ada.nhsNumber)).date_of_death).toBe('2026-06-10');
     expect(await history(ada.nhsNumber)).toEqual([
-      expect.objectContaining({ field: 'date_of_death', new_value: '2026-06-10', reason: 'Death notified by BS-Select' }),
+      expect.objectContaining({
+        field: 'date_of_death',
+        new_value: '2026-06-10',
+        reason: 'Death notified by BS-Select',
+      }),
     ]);
   });
 
   it('moves responsibility with a GP change to another office’s practice', async () => {
     const ada = row();
     await run(csv(ada));
-    const summary = await run(csv({ ...ada, gpPracticeCode: 'Y00003', postcode: 'YO1 7HH', effectiveDate: '2026-07-01' }));
+    const summary = await run(
+      csv({ ...ada, gpPracticeCode: 'Y00003', postcode: 'YO1 7HH', effectiveDate: '2026-07-01' }),
+    );
     expect(summary).toMatchObject({ amended: 1, fieldsChanged: 3 });
     const p = await person(ada.nhsNumber);
     expect(p).toMatchObject({ gp_practice_code: 'Y00003', bso_code: 'OTH' });
@@ -276,7 +282,10 @@ describe('screening-hub import-cohort', () => {
     await setup.close();
     const good = [row(), row({ town: 'Leeds, West Yorkshire' })];
     const file = join(dir, 'cohort.csv');
-    writeFileSync(file, csv(good[0]!, cohortCsvLine(row({ postcode: 'nowhere' })), good[1]!, row({ gpPracticeCode: 'Y07777' })));
+    writeFileSync(
+      file,
+      csv(good[0]!, cohortCsvLine(row({ postcode: 'nowhere' })), good[1]!, row({ gpPracticeCode: 'Y07777' })),
+    );
     const rejectsFile = join(dir, 'rejects.csv');
 
     const first = await cli(file, '--rejects', rejectsFile, '--pglite', dataDir);

@@ -8,7 +8,6 @@ import {
   RECORD_MAX,
   SEXES,
   cohortCsvLine,
-  csvLine,
   parseCohortCsv,
   type CohortResult,
   type CohortRow,
@@ -111,7 +110,10 @@ describe('cohort CSV rows', () => {
   });
 
   it('rejects a row with too few or too many fields, and goes on with the next', () => {
-    const results = parseCohortCsv(file('9990010005,Short,Row\r\n', lineWith({}), lineWith({}).replace('\r\n', ',extra\r\n')), TODAY);
+    const results = parseCohortCsv(
+      file('9990010005,Short,Row\r\n', lineWith({}), lineWith({}).replace('\r\n', ',extra\r\n')),
+      TODAY,
+    );
     expect(results.map((r) => (r.ok ? 'ok' : r.reason))).toEqual([
       'the row has 3 fields where the header has 12',
       'ok',
@@ -123,14 +125,18 @@ describe('cohort CSV rows', () => {
 
 describe('cohort CSV files', () => {
   it('takes the columns in any order, in any case, and skips blank lines', () => {
-    const header = 'EFFECTIVE_DATE,nhs_number,family_name,given_name,date_of_birth,date_of_death,sex,address_line1,address_line2,town,postcode,gp_practice_code\n';
+    const header =
+      'EFFECTIVE_DATE,nhs_number,family_name,given_name,date_of_birth,date_of_death,sex,address_line1,address_line2,town,postcode,gp_practice_code\n';
     const row = '2026-01-02,9990010005,Testwoman,Jane,1966-05-14,,female,2 Test Street,,Leeds,LS6 2AB,Y00001\n';
     const results = parseCohortCsv(header + '\n' + row + '\n\n', TODAY);
     expect(results).toEqual([{ ok: true, line: 3, row: GOOD }]);
   });
 
   it('drops a UTF-8 byte order mark and keeps non-ASCII names', () => {
-    const results = parseCohortCsv('\uFEFF' + file(lineWith({ family_name: 'Ó Súilleabháin', given_name: 'Siân' })), TODAY);
+    const results = parseCohortCsv(
+      '\uFEFF' + file(lineWith({ family_name: 'Ó Súilleabháin', given_name: 'Siân' })),
+      TODAY,
+    );
     expect(only(results)).toMatchObject({ ok: true, row: { familyName: 'Ó Súilleabháin', givenName: 'Siân' } });
   });
 
@@ -158,7 +164,11 @@ describe('cohort CSV files', () => {
 
   it('rejects a stray quote mark or text after a closing quote, and goes on', () => {
     const results = parseCohortCsv(
-      file(lineWith({ address_line1: '2 "Test" Street' }), lineWith({ address_line1: '"2 Test" Street' }), lineWith({})),
+      file(
+        lineWith({ address_line1: '2 "Test" Street' }),
+        lineWith({ address_line1: '"2 Test" Street' }),
+        lineWith({}),
+      ),
       TODAY,
     );
     expect(results.map((r) => (r.ok ? 'ok' : r.reason))).toEqual([
@@ -183,7 +193,8 @@ describe('cohort CSV files', () => {
     const parser = new CohortCsvParser(TODAY);
     const out: CohortResult[] = [];
     out.push(...parser.push(COHORT_HEADER + lineWith({ town: '"Leeds' })));
-    for (let pushed = 0; pushed < RECORD_MAX + 1000; pushed += lineWith({}).length) out.push(...parser.push(lineWith({})));
+    for (let pushed = 0; pushed < RECORD_MAX + 1000; pushed += lineWith({}).length)
+      out.push(...parser.push(lineWith({})));
     expect(out[0]).toMatchObject({ ok: false, line: 2 });
     expect(out.filter((r) => r.ok).length).toBeGreaterThan(100);
     out.push(...parser.end());
