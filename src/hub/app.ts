@@ -19,6 +19,7 @@ import { registerMetrics } from './metrics.js';
 import { registerAuditPages } from './pages/audit.js';
 import { registerConflictPages } from './pages/conflicts.js';
 import { registerGatewayPages } from './pages/gateways.js';
+import { registerInvitationPages } from './pages/invitations.js';
 import { registerClinicPages } from './pages/clinics.js';
 import { registerParticipantPages } from './pages/participants.js';
 import { registerRecordPages } from './pages/record.js';
@@ -189,6 +190,7 @@ export async function buildHub(options: HubOptions): Promise<FastifyInstance> {
   registerGatewayPages(app, options.db, options.gatewayAddress);
   registerTransferPages(app, options.db, { waitLimitMinutes: options.transferWaitLimitMinutes });
   registerConflictPages(app, options.db);
+  registerInvitationPages(app, options.db);
   await registerApi(app, options.db);
   app.get('/health', async () => ({ status: 'ok' }));
   registerMetrics(app, options.db, { token: options.metricsToken ?? process.env.METRICS_TOKEN });

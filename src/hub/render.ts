@@ -14,6 +14,7 @@ function navigation(request: FastifyRequest) {
     can(user.role, 'clinic.view') && { href: '/clinics', text: 'Clinics' },
     can(user.role, 'appointment.attendance') && { href: '/today', text: "Today's clinic" },
     can(user.role, 'conflict.resolve') && { href: '/conflicts', text: 'Data conflicts' },
+    can(user.role, 'invitation.plan') && { href: '/invitations/batch', text: 'Invitation batches' },
     can(user.role, 'gateway.manage') && { href: '/support/gateways', text: 'Gateways' },
     can(user.role, 'gateway.manage') && { href: '/support/transfers', text: 'Image transfers' },
     can(user.role, 'audit.view') && { href: '/admin/audit', text: 'Audit log' },

@@ -67,6 +67,21 @@ export const CEASING_RULES: Record<CeasingReason, CeasingRule> = {
   },
 };
 
+/**
+ * The ceasing reason a record's text stands for: a code, its label, or a label from the systems records came from
+ * ("Mental capacity", "Personal welfare"); undefined for any other text (still a ceasing, of no known rule).
+ */
+export function ceasingReasonFrom(text: string): CeasingReason | undefined {
+  const key = text.trim().toLowerCase();
+  const legacy: Record<string, CeasingReason> = {
+    'mental capacity': 'best_interests',
+    'personal welfare': 'lasting_power_of_attorney',
+  };
+  return (
+    CEASING_REASONS.find((r) => r === key || CEASING_RULES[r].label.toLowerCase() === key) ?? legacy[key] ?? undefined
+  );
+}
+
 export interface CeasingRequest {
   reason: string;
   on: IsoDate;

@@ -12,7 +12,7 @@
  * - Excluded whatever else: died, moved to another office's area, ceased (with the reason), or invitations
  *   suspended while she is in treatment for breast cancer (the symptomatic link says so).
  */
-import { CEASING_RULES, type CeasingReason } from './ceasing.js';
+import { ceasingReasonFrom, CEASING_RULES } from './ceasing.js';
 import { addMonths, compareIsoDate, formatLongDate, isIsoDate, nthBirthday, type IsoDate } from './dates.js';
 
 export const INVITABLE_FROM_MONTHS = 49 * 12 + 8;
@@ -25,7 +25,8 @@ export interface SelectionFacts {
   dateOfDeath?: IsoDate | null;
   /** The office responsible for her now (her GP practice's), and the batch's office. */
   bsoCode: string;
-  ceased?: { reason: CeasingReason; on: IsoDate } | null;
+  /** Ceased: the reason as a code, or as the record's text (see ceasingReasonFrom). */
+  ceased?: { reason: string; on: IsoDate } | null;
   /** Invitations suspended (breast cancer treatment, from the symptomatic link), with why. */
   suspended?: { reason: string; since: IsoDate } | null;
   veryHighRisk?: boolean;
@@ -72,14 +73,19 @@ export function selectForBatch(facts: SelectionFacts, batchBso: string, batchDat
     return out('died', `Died on ${formatLongDate(facts.dateOfDeath)}`);
   if (facts.bsoCode !== batchBso)
     return out('moved_out', `Her GP practice is now in another office's area (${facts.bsoCode})`);
-  if (facts.ceased && !before(batchDate, facts.ceased.on) && !CEASING_RULES[facts.ceased.reason].routineContinues)
-    return out('ceased', `Ceased on ${formatLongDate(facts.ceased.on)}: ${CEASING_RULES[facts.ceased.reason].label}`);
+  const ceasing = facts.ceased ? ceasingReasonFrom(facts.ceased.reason) : undefined;
+  const routineContinues = ceasing !== undefined && CEASING_RULES[ceasing].routineContinues;
+  if (facts.ceased && !before(batchDate, facts.ceased.on) && !routineContinues)
+    return out(
+      'ceased',
+      `Ceased on ${formatLongDate(facts.ceased.on)}: ${ceasing ? CEASING_RULES[ceasing].label : facts.ceased.reason}`,
+    );
   if (facts.suspended && !before(batchDate, facts.suspended.since))
     return out(
       'suspended',
       `Invitations suspended since ${formatLongDate(facts.suspended.since)}: ${facts.suspended.reason}`,
     );
-  const withdrawnFromVhr = facts.ceased?.reason === 'very_high_risk_withdrawal';
+  const withdrawnFromVhr = ceasing === 'very_high_risk_withdrawal';
   if (facts.veryHighRisk && !withdrawnFromVhr)
     return out('very_high_risk', 'Recalled every 12 months on the very high risk pathway, not in routine batches');
 

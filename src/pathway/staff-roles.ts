@@ -18,7 +18,8 @@ export type Permission =
   | 'appointment.attendance'
   | 'audit.view'
   | 'gateway.manage'
-  | 'conflict.resolve';
+  | 'conflict.resolve'
+  | 'invitation.plan';
 
 const GRANTS: Record<Role, readonly Permission[]> = {
   admin: [
@@ -29,10 +30,11 @@ const GRANTS: Record<Role, readonly Permission[]> = {
     'appointment.attendance',
     'audit.view',
     'conflict.resolve',
+    'invitation.plan',
   ],
   mammographer: ['participant.view', 'participant.edit', 'clinic.view', 'appointment.attendance'],
   film_reader: ['participant.view', 'clinic.view'],
-  programme_manager: ['participant.view', 'clinic.view'],
+  programme_manager: ['participant.view', 'clinic.view', 'invitation.plan'],
   // The support team looks after gateways and links, not people: no personal data.
   support: ['clinic.view', 'gateway.manage'],
 };

@@ -133,6 +133,23 @@ describe.skipIf(!haveChromium)('hub in Chromium', () => {
     expect(await axeViolations(admin)).toEqual([]);
   });
 
+  it('lets a programme planner draw an invitation batch by outcode and see who is left out and why, passing axe', async () => {
+    const admin = await signedIn('admin');
+    await admin.getByRole('link', { name: 'Invitation batches' }).first().click();
+    await expect.poll(() => admin.getByRole('heading', { name: 'Invitation batch' }).count()).toBe(1);
+    expect(await axeViolations(admin)).toEqual([]);
+    await admin.getByLabel('Screening office').selectOption('TST');
+    await admin.getByLabel('Postcode outcode').check();
+    await admin.getByLabel('Outcode', { exact: true }).fill('LS6');
+    await admin.getByLabel('Day').fill('12');
+    await admin.getByLabel('Month', { exact: true }).fill('1');
+    await admin.getByLabel('Year').fill('2027');
+    await admin.getByRole('button', { name: 'Show who is in the batch' }).click();
+    await expect.poll(() => admin.locator('#results').count()).toBe(1);
+    expect(await admin.locator('#results').textContent()).toMatch(/^\d+ to invite, \d+ left out$/);
+    expect(await axeViolations(admin)).toEqual([]);
+  });
+
   it('works with JavaScript turned off: sign in, search, open a record', async () => {
     const page = await signedIn('reader', false);
     await page.goto(`${base}/participants`);

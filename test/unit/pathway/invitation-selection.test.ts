@@ -72,6 +72,16 @@ describe('selectForBatch: excluded whatever else, with the reason', () => {
     expect(codeOf(facts({ suspended: { reason: 'treatment', since: '2030-01-02' } }), on)).toBe('first_call');
   });
 
+  it("reads a ceasing reason from the record as a code, a label or an older system's label", () => {
+    const ceasedAs = (reason: string) =>
+      selectForBatch(facts({ ceased: { reason, on: '2029-01-01' } }), OFFICE, on) as { explanation: string };
+    expect(ceasedAs('Mental capacity').explanation).toBe(
+      'Ceased on 1 January 2029: Best interests (Mental Capacity Act 2005)',
+    );
+    expect(ceasedAs('informed choice').explanation).toBe('Ceased on 1 January 2029: Informed choice');
+    expect(ceasedAs('Moved abroad').explanation).toBe('Ceased on 1 January 2029: Moved abroad');
+  });
+
   it('puts a woman who withdrew from very high risk screening back in routine batches', () => {
     const withdrawn = facts({ veryHighRisk: true, ceased: { reason: 'very_high_risk_withdrawal', on: '2029-01-01' } });
     expect(codeOf(withdrawn, on)).toBe('first_call');
