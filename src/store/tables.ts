@@ -247,4 +247,36 @@ export interface Tables {
     pacs: string;
     stored_at: CreatedAt;
   };
+  invitation_suspension: {
+    id: Generated<string>;
+    participant_id: string;
+    reason: string;
+    source: 'hl7' | 'fhir';
+    source_reference: string;
+    source_event_date: string;
+    started_at: CreatedAt;
+    record_item_id: string | null;
+    lifted_at: Date | string | null;
+    lifted_on: string | null;
+    lifted_by: string | null;
+    lifted_by_name: string | null;
+    lift_reason: string | null;
+  };
+  hl7_message: {
+    id: Generated<number>;
+    received_at: CreatedAt;
+    peer: string | null;
+    sending_application: string | null;
+    sending_facility: string | null;
+    control_id: string | null;
+    message_type: string | null;
+    event_date: string | null;
+    sha256: string;
+    size_bytes: number;
+    ack_code: 'AA' | 'AE' | 'AR';
+    outcome: 'applied' | 'no_action' | 'duplicate' | 'error' | 'rejected';
+    reason: Generated<string>;
+    participant_id: string | null;
+    suspension_id: string | null;
+  };
 }
