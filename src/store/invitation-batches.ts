@@ -45,6 +45,10 @@ export async function previewBatch(db: Db, request: BatchRequest): Promise<Batch
   let query = db
     .selectFrom('participant as p')
     .leftJoin('episode as e', 'e.participant_id', 'p.id')
+    // Invitations suspended by the symptomatic link (at most one in force: a unique index).
+    .leftJoin('invitation_suspension as s', (join) =>
+      join.onRef('s.participant_id', '=', 'p.id').on('s.lifted_at', 'is', null),
+    )
     .select([
       'p.id',
       'p.nhs_number',
@@ -58,9 +62,11 @@ export async function previewBatch(db: Db, request: BatchRequest): Promise<Batch
       'p.ceased_reason',
       'p.ceased_on',
       'p.very_high_risk',
+      's.reason as suspension_reason',
+      's.source_event_date as suspended_since',
       sql<IsoDate | null>`max(e.screened_on)::text`.as('last_screened_on'),
     ])
-    .groupBy('p.id');
+    .groupBy(['p.id', 's.id']);
   if (criterion.kind === 'gp_practice') query = query.where('p.gp_practice_code', '=', criterion.odsCode);
   else if (criterion.kind === 'outcode')
     // The outcode is the postcode without its last three characters (the inward code).
@@ -83,6 +89,8 @@ export async function previewBatch(db: Db, request: BatchRequest): Promise<Batch
         dateOfDeath: r.date_of_death,
         bsoCode: r.bso_code,
         ceased: r.ceased_reason && r.ceased_on ? { reason: r.ceased_reason, on: r.ceased_on } : null,
+        suspended:
+          r.suspension_reason && r.suspended_since ? { reason: r.suspension_reason, since: r.suspended_since } : null,
         veryHighRisk: r.very_high_risk,
         lastScreenedOn: r.last_screened_on,
       },

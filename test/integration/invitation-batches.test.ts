@@ -1,7 +1,11 @@
+import { connect } from 'node:net';
 import type { FastifyInstance } from 'fastify';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { startHl7Listener } from '../../src/hl7/listener.js';
+import { mllpFrame } from '../../src/hl7/mllp.js';
 import { previewBatch } from '../../src/store/invitation-batches.js';
 import { freshDatabase } from '../support/database.js';
+import { freePort } from '../support/dcmtk.js';
 import { addParticipant, smallOffice, type Office } from '../support/fixtures.js';
 import { PageClient, testHub } from '../support/hub-client.js';
 
@@ -12,6 +16,33 @@ describe('invitation batches: who is in, who is left out and why', () => {
   let app: FastifyInstance;
   const batchDate = '2027-01-12';
   const who: Record<string, string> = {};
+
+  /** Sends one message to an HL7 listener on this database and returns its ACK's MSA-1. */
+  const sendHl7 = async (text: string) => {
+    const listener = await startHl7Listener({
+      database,
+      port: await freePort(),
+      host: '127.0.0.1',
+      log: () => undefined,
+    });
+    try {
+      const ack = await new Promise<string>((resolve, reject) => {
+        const socket = connect(listener.port, '127.0.0.1', () => socket.write(mllpFrame(text)));
+        let received = '';
+        socket.on('data', (chunk) => {
+          received += chunk.toString('utf8');
+          if (received.includes('\x1c\r')) {
+            socket.end();
+            resolve(received);
+          }
+        });
+        socket.on('error', reject);
+      });
+      expect(/MSA\|([A-Z]{2})/.exec(ack)?.[1], ack).toBe('AA');
+    } finally {
+      await listener.close();
+    }
+  };
 
   const screened = async (participantId: string, on: string) =>
     database.db
@@ -45,6 +76,20 @@ describe('invitation batches: who is in, who is left out and why', () => {
       .where('id', '=', who.Elsewhere!)
       .execute();
     await add('Otheroutcode', { date_of_birth: '1960-03-06', postcode: 'LS1 4AP' });
+    // In treatment: her Trust's EPR sends a breast cancer diagnosis over the symptomatic link (HL7 v2, MLLP).
+    const treated = await addParticipant(database.db, {
+      family_name: 'Treated',
+      date_of_birth: '1960-03-07',
+      postcode: 'LS6 2AB',
+    });
+    await sendHl7(
+      [
+        'MSH|^~\\&|EPR|RX1|SCREENING-HUB|NHSBSP|20261103101500||ADT^A08^ADT_A01|BATCH1|P|2.5.1|||AL|NE|GBR|UNICODE UTF-8',
+        'EVN|A08|20261103101500',
+        `PID|1||${treated.nhs_number}^^^NHS^NH||Treated^Jane||19600307|F`,
+        'DG1|1||C50.9^Malignant neoplasm of breast, unspecified^I10||20261020|F',
+      ].join('\r'),
+    );
     app = await testHub(database.db);
   });
   afterAll(async () => {
@@ -72,8 +117,18 @@ describe('invitation batches: who is in, who is left out and why', () => {
       Died: 'died',
       Young: 'under_age',
       Elsewhere: 'moved_out',
+      Treated: 'suspended',
     });
-    expect(preview.excludedBy).toEqual({ safety_period: 1, ceased: 1, died: 1, under_age: 1, moved_out: 1 });
+    expect(preview.excludedBy).toEqual({
+      safety_period: 1,
+      ceased: 1,
+      died: 1,
+      under_age: 1,
+      moved_out: 1,
+      suspended: 1,
+    });
+    const treated = preview.excluded.find((c) => c.familyName === 'Treated')!;
+    expect(treated.selection.explanation).toMatch(/^Invitations suspended since 20 October 2026: /);
     const recall = preview.selected.find((c) => c.familyName === 'Recall')!;
     expect(recall.lastScreenedOn).toBe('2024-07-01');
   });
@@ -91,7 +146,7 @@ describe('invitation batches: who is in, who is left out and why', () => {
       batchDate,
     });
     expect([...byMonth.selected, ...byMonth.excluded].map((c) => c.familyName).sort()).toEqual(
-      ['Ceased', 'Died', 'Otheroutcode', 'Recall', 'Recent'].sort(),
+      ['Ceased', 'Died', 'Otheroutcode', 'Recall', 'Recent', 'Treated'].sort(),
     );
   });
 
@@ -112,7 +167,7 @@ describe('invitation batches: who is in, who is left out and why', () => {
     });
     const shown = await client.get(`/invitations/batch?${query.toString()}`);
     expect(shown.statusCode).toBe(200);
-    expect(shown.body).toContain('2 to invite, 5 left out');
+    expect(shown.body).toContain('2 to invite, 6 left out');
     expect(shown.body).toContain('Ceased on 1 January 2024: Best interests (Mental Capacity Act 2005)');
     expect(shown.body).toContain('Moved to another office');
     expect(shown.body).toContain('Invitable from 13 January 2027 (49 years 8 months)');
@@ -122,7 +177,7 @@ describe('invitation batches: who is in, who is left out and why', () => {
       .where('action', '=', 'invitations.preview')
       .execute();
     expect(audit).toHaveLength(1);
-    expect(audit[0]).toMatchObject({ username: 'admin', detail: { selected: 2, excluded: 5 } });
+    expect(audit[0]).toMatchObject({ username: 'admin', detail: { selected: 2, excluded: 6 } });
 
     const wrong = new URLSearchParams({ bsoCode: 'TST', by: 'outcode', outcode: 'LS', 'batchDate[day]': '31' });
     const refused = await client.get(`/invitations/batch?${wrong.toString()}`);
