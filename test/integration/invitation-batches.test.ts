@@ -191,6 +191,42 @@ describe('invitation batches: who is in, who is left out and why', () => {
     );
   });
 
+  it('shows the suspension on her record; staff lift it with a reason, audited, and the next batch takes her', async () => {
+    const treatedId = (
+      await database.db
+        .selectFrom('participant')
+        .select('id')
+        .where('family_name', '=', 'Treated')
+        .executeTakeFirstOrThrow()
+    ).id;
+    const client = new PageClient(app);
+    await client.signIn('admin');
+    const record = await client.get(`/participants/${treatedId}`);
+    expect(record.body).toContain('Routine invitations suspended');
+    expect(record.body).toContain('Since 20 October 2026');
+    const noReason = await client.post(`/participants/${treatedId}/suspension/lift`, { liftReason: ' ' });
+    expect(noReason.statusCode).toBe(400);
+    expect(noReason.body).toContain('Give the reason for lifting the suspension');
+    const lifted = await client.post(`/participants/${treatedId}/suspension/lift`, {
+      liftReason: 'Treatment finished; the breast surgeon says routine screening can resume',
+    });
+    expect(lifted.statusCode).toBe(303);
+    expect((await client.get(`/participants/${treatedId}`)).body).not.toContain('Routine invitations suspended');
+    const audit = await database.db
+      .selectFrom('audit_event')
+      .select(['username', 'action'])
+      .where('participant_id', '=', treatedId)
+      .where('username', '=', 'admin')
+      .execute();
+    expect(audit.map((a) => a.action)).toContain('invitations.suspension_lift');
+    const preview = await previewBatch(database.db, {
+      bsoCode: 'TST',
+      criterion: { kind: 'outcode', outcode: 'LS6' },
+      batchDate,
+    });
+    expect(preview.selected.map((c) => c.familyName)).toContain('Treated');
+  });
+
   it('is for staff who plan rounds: a mammographer may not', async () => {
     const client = new PageClient(app);
     await client.signIn('mammographer');

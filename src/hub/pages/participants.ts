@@ -7,9 +7,11 @@ import { adjustmentsOn, ITEM_KINDS, type ItemCategory } from '../../pathway/reco
 import type { Db } from '../../store/database.js';
 import { loadParticipantRecord } from '../../store/participant-record.js';
 import { searchParticipants, type SearchQuery } from '../../store/participants.js';
+import { activeSuspension, liftSuspension } from '../../store/symptomatic.js';
+import { can } from '../../pathway/staff-roles.js';
 import { actorOf, pageNeeds } from '../auth.js';
 import { dateFromParts, fieldErrors, nhsNumberField, type FieldErrors } from '../forms.js';
-import { page } from '../render.js';
+import { page, redirectWithMessage } from '../render.js';
 
 const UK_POSTCODE = /^[A-Z]{1,2}[0-9][A-Z0-9]? ?[0-9][A-Z]{2}$/i;
 
@@ -76,6 +78,31 @@ export function registerParticipantPages(app: FastifyInstance, db: Db): void {
   });
 
   app.get('/participants/:id', canView, async (request, reply) => showRecord(request, reply, db));
+
+  // Staff lift a suspension of routine invitations (the symptomatic link set it) with a reason; audited.
+  app.post(
+    '/participants/:id/suspension/lift',
+    { preHandler: pageNeeds('participant.edit') },
+    async (request, reply) => {
+      const { id } = request.params as { id: string };
+      if (!z.uuid().safeParse(id).success) return reply.callNotFound();
+      const body = (request.body ?? {}) as Record<string, string>;
+      const reason = (body.liftReason ?? '').trim();
+      if (!reason)
+        return showRecord(request, reply.code(400), db, {
+          values: body,
+          errors: { liftReason: 'Give the reason for lifting the suspension' },
+        });
+      if (!(await activeSuspension(db, id)))
+        return redirectWithMessage(reply, `/participants/${id}`, 'Invitations were not suspended: nothing to lift.');
+      await liftSuspension(db, id, reason, actorOf(request));
+      return redirectWithMessage(
+        reply,
+        `/participants/${id}`,
+        'Suspension lifted: she can be invited routinely again.',
+      );
+    },
+  );
 }
 
 /** A record with inconsistent dates still opens: the status says what to check instead of failing the page. */
@@ -116,13 +143,20 @@ async function imagesInPacs(db: Db, participantId: string) {
   return Object.fromEntries(rows.map((r) => [r.id, r]));
 }
 
-export async function showRecord(request: FastifyRequest, reply: FastifyReply, db: Db) {
+/** Her record; with `form`, what was sent back to it with what is wrong (the page is then answered 400). */
+export async function showRecord(
+  request: FastifyRequest,
+  reply: FastifyReply,
+  db: Db,
+  form?: { values: Record<string, string>; errors: FieldErrors },
+) {
   const { id } = request.params as { id: string };
   if (!z.uuid().safeParse(id).success)
     return reply.code(404).view('error.njk', { title: 'Page not found', message: 'Check the address.' });
-  const [record, images] = await Promise.all([
+  const [record, images, suspension] = await Promise.all([
     loadParticipantRecord(db, { id }, actorOf(request)),
     imagesInPacs(db, id),
+    activeSuspension(db, id),
   ]);
   const today = request.server.today();
   const p = record.participant;
@@ -158,5 +192,9 @@ export async function showRecord(request: FastifyRequest, reply: FastifyReply, d
     history,
     images,
     liveAppointment: record.appointments.find((a) => !isFinal(a.status) && a.clinic_date >= today),
+    suspension,
+    canLift: request.user ? can(request.user.role, 'participant.edit') : false,
+    values: form?.values ?? {},
+    errors: form?.errors ?? {},
   });
 }
