@@ -3,12 +3,13 @@
  * times: first import (all added), the same file again (idempotent: nothing changes), and a file where one row in
  * ten has a new address with a later effective date (amendments with history).
  *
- *   npx tsx bench/cohort-import.ts [--rows 100000] [--batch 1000]
+ *   npx tsx bench/cohort-import.ts [--rows 100000] [--batch 1000] [--format csv|fhir]
  *   DATABASE_URL=postgres://postgres@127.0.0.1:5432/postgres npx tsx bench/cohort-import.ts --rows 1000000
  *
  * Runs on an in-memory PGlite, and also on a fresh database on the PostgreSQL server when DATABASE_URL is set
  * (--only pglite|postgres for one of them). Everyone is made up: NHS numbers from the 999 test range, names from
  * faker. The test range holds about 909,000 numbers: past that, rows repeat earlier people with a later address.
+ * --format fhir writes the same people as FHIR R4 NDJSON (one UK Core Patient a line) instead of CSV.
  */
 import { createReadStream, createWriteStream, mkdtempSync, rmSync, statSync } from 'node:fs';
 import { once } from 'node:events';
@@ -17,10 +18,16 @@ import { join } from 'node:path';
 import { parseArgs } from 'node:util';
 import { base, en, en_GB, Faker } from '@faker-js/faker';
 import { COHORT_HEADER, cohortCsvLine, type CohortRow } from '../src/cohort/cohort-csv.js';
+import { cohortNdjsonLine } from '../src/cohort/cohort-fhir.js';
 import { addDays } from '../src/pathway/dates.js';
 import { testRangeNhsNumbers } from '../src/pathway/nhs-number.js';
 import { SYSTEM_ACTOR } from '../src/store/audit.js';
-import { importCohort, type CohortImportSummary } from '../src/store/cohort-import.js';
+import {
+  COHORT_FORMATS,
+  importCohort,
+  type CohortFormat,
+  type CohortImportSummary,
+} from '../src/store/cohort-import.js';
 import type { Db } from '../src/store/database.js';
 import { BACKENDS, freshDatabase } from '../test/support/database.js';
 
@@ -29,8 +36,11 @@ const { values } = parseArgs({
     rows: { type: 'string', default: '100000' },
     batch: { type: 'string', default: '1000' },
     only: { type: 'string' },
+    format: { type: 'string', default: 'csv' },
   },
 });
+const format = values.format as CohortFormat;
+if (!COHORT_FORMATS.includes(format)) throw new Error(`--format must be one of ${COHORT_FORMATS.join(', ')}`);
 const rows = Number(values.rows);
 const batchRows = Number(values.batch);
 if (!Number.isInteger(rows) || rows < 1) throw new Error('--rows must be a whole number above 0');
@@ -54,7 +64,7 @@ async function writeCohort(path: string, amendEvery: number): Promise<number> {
   const write = async (text: string) => {
     if (!out.write(text)) await once(out, 'drain');
   };
-  await write(COHORT_HEADER);
+  if (format === 'csv') await write(COHORT_HEADER);
   let numbers = testRangeNhsNumbers(0);
   let round = 0;
   for (let i = 0; i < rows; i++) {
@@ -80,7 +90,7 @@ async function writeCohort(path: string, amendEvery: number): Promise<number> {
       gpPracticeCode: PRACTICES[i % PRACTICES.length]!.ods_code,
       effectiveDate: amend ? addDays('2026-06-01', round) : '2026-01-05',
     };
-    await write(cohortCsvLine(row));
+    await write(format === 'csv' ? cohortCsvLine(row) : cohortNdjsonLine(row));
   }
   out.end();
   await once(out, 'close');
@@ -92,6 +102,7 @@ async function timed(db: Db, path: string): Promise<CohortImportSummary> {
     actor: SYSTEM_ACTOR,
     today: TODAY,
     sourceName: path,
+    format,
     batchRows,
   });
 }
@@ -102,13 +113,14 @@ const line = (label: string, s: CohortImportSummary) =>
 
 const dir = mkdtempSync(join(tmpdir(), 'cohort-bench-'));
 try {
-  const first = join(dir, 'cohort.csv');
-  const amended = join(dir, 'cohort-amended.csv');
+  const extension = format === 'csv' ? 'csv' : 'ndjson';
+  const first = join(dir, `cohort.${extension}`);
+  const amended = join(dir, `cohort-amended.${extension}`);
   const started = performance.now();
   const bytes = await writeCohort(first, 0);
   await writeCohort(amended, 10);
   console.log(
-    `${rows} rows, ${(bytes / 1e6).toFixed(1)} MB, batches of ${batchRows} (files written in ${((performance.now() - started) / 1000).toFixed(1)} s)`,
+    `${rows} rows (${format === 'csv' ? 'CSV' : 'FHIR NDJSON'}), ${(bytes / 1e6).toFixed(1)} MB, batches of ${batchRows} (files written in ${((performance.now() - started) / 1000).toFixed(1)} s)`,
   );
   for (const backend of BACKENDS.filter((b) => !values.only || b === values.only)) {
     const database = await freshDatabase(backend);

@@ -13,6 +13,7 @@ import { loadDemoOffice } from '../demo/synthetic-office.js';
 import { startGateway } from '../gateway/gateway.js';
 import { enrol, loadIdentity } from '../gateway/identity.js';
 import { startGatewayListener } from '../hub/gateway-listener.js';
+import { startHl7Listener } from '../hl7/listener.js';
 import { buildHub } from '../hub/app.js';
 import { progressReporter } from './progress.js';
 import { pacsFromUrl } from '../pacs/pacs.js';
@@ -50,11 +51,19 @@ Usage:
       Storage Commitment requests are answered once the PACS holds the images: on the modality's association if
       still open, else on one the gateway opens to its --commitment-peer (repeat it or comma-separate:
       MAMMO1@10.0.0.5:104).
-  screening-hub import-cohort FILE.csv [--rejects REJECTS.csv] [--database URL | --pglite DIR]
-      Imports a BS-Select style cohort feed (CSV; the format is in README.md): adds, amendments, deaths, GP and
-      address changes, field by field by effective date, so importing the same file again changes nothing. Shows
-      a progress bar, then a summary; rejected rows (line, NHS number, reason) go to --rejects. The database is
-      --database (a PostgreSQL URL), --pglite DIR, or as for seed (DATABASE_URL, else --data DIR).
+  screening-hub import-cohort FILE.csv|FILE.json|FILE.ndjson [--rejects REJECTS.csv] [--database URL | --pglite DIR]
+      Imports a BS-Select style cohort feed: adds, amendments, deaths, GP and address changes, field by field by
+      effective date, so importing the same file again changes nothing. The formats are in README.md: CSV (.csv),
+      or FHIR R4 Patients (.json or .ndjson: a Bundle of type collection, transaction or batch, or NDJSON with one
+      Patient a line, told apart by the content); another name is FHIR if it starts with "{". Shows a progress
+      bar, then a summary; rejected rows (line, for a Bundle the entry, NHS number, reason) go to --rejects. The
+      database is --database (a PostgreSQL URL), --pglite DIR, or as for seed (DATABASE_URL, else --data DIR).
+  screening-hub hl7 [--port 2575] [--host 127.0.0.1] [--data DIR]
+      Runs the symptomatic link's HL7 v2 listener (MLLP over TCP) for a Trust's EPR interface engine: ORU^R01
+      and ADT^A01/A03/A04/A08/A31 with a breast cancer diagnosis (ICD-10 C50, D05) or breast surgery (OPCS-4 B27,
+      B28, B30.1) suspend her routine invitations and go on her record; each message is answered with an ACK
+      (AA, AE or AR with the reason) and applied once per sending facility and control id. The format is in
+      docs/hl7-symptomatic-link.md. The database is as for seed (DATABASE_URL, else --data DIR).
   screening-hub create-user --username NAME --role ROLE --name "Display Name"
       Creates a staff account; the password is read from SCREENING_HUB_PASSWORD.
       Roles: ${ROLES.join(', ')}.
@@ -164,7 +173,8 @@ async function main(argv: string[]): Promise<void> {
   }
   if (command === 'import-cohort') {
     const [file, ...extra] = positionals;
-    if (!file || extra.length) throw new Error('import-cohort needs one file: import-cohort FILE.csv (see --help)');
+    if (!file || extra.length)
+      throw new Error('import-cohort needs one file: import-cohort FILE.csv|FILE.json|FILE.ndjson (see --help)');
     if (values.database && values.pglite) throw new Error('Give --database or --pglite, not both');
     await runCohortImport({
       file,
@@ -179,6 +189,27 @@ async function main(argv: string[]): Promise<void> {
               : undefined,
         ),
     });
+    return;
+  }
+  if (command === 'hl7') {
+    const portGiven = rest.some((a) => a === '--port' || a.startsWith('--port='));
+    const hl7Port = port(portGiven ? values.port : (process.env.HL7_PORT ?? '2575'), '--port', true);
+    const database = await open(values.data);
+    const listener = await startHl7Listener({
+      database,
+      port: hl7Port,
+      host: values.host,
+      log: (level, message) => console.error(`${new Date().toISOString()} ${level.toUpperCase()} ${message}`),
+    });
+    const stop = () => {
+      void listener
+        .close()
+        .then(() => database.close())
+        .finally(() => process.exit(0));
+    };
+    process.once('SIGINT', stop);
+    process.once('SIGTERM', stop);
+    console.error(`HL7 listener (MLLP) on ${values.host}:${listener.port}`);
     return;
   }
   if (command === 'create-user') {

@@ -47,14 +47,26 @@ export interface CohortRow {
 }
 
 export interface CohortRejection {
-  /** The line in the file where the record starts (the header is line 1). */
+  /** The line in the file where the record starts (the header is line 1; for FHIR, where the resource starts). */
   line: number;
+  /** In a FHIR Bundle: the entry's index, counted from 0 as in FHIRPath (Bundle.entry[0]). */
+  entry?: number;
   /** The NHS number as written, when the record got that far; '' otherwise. */
   nhsNumber: string;
   reason: string;
 }
 
-export type CohortResult = { ok: true; line: number; row: CohortRow } | ({ ok: false } & CohortRejection);
+export type CohortResult =
+  { ok: true; line: number; entry?: number; row: CohortRow } | ({ ok: false } & CohortRejection);
+
+/**
+ * Reads a cohort feed incrementally, whatever its format: text in by push (any chunk size), then end; rows or
+ * rejections out in file order. Throws CohortFormatError when the input as a whole is not a feed of its format.
+ */
+export interface CohortParser {
+  push(text: string): CohortResult[];
+  end(): CohortResult[];
+}
 
 /** The file as a whole cannot be read as a cohort feed (a wrong or missing header). */
 export class CohortFormatError extends Error {}
@@ -247,7 +259,7 @@ export function cohortCsvLine(row: CohortRow): string {
 }
 
 /** Reads a cohort file incrementally: the first record is the header, every later one a row or a rejection. */
-export class CohortCsvParser {
+export class CohortCsvParser implements CohortParser {
   private readonly reader = new CsvReader();
   private columns: Map<CohortColumn, number> | undefined;
   private width = 0;
@@ -312,17 +324,49 @@ function readHeader(record: CsvRecord): Map<CohortColumn, number> {
   return columns;
 }
 
-/** Checks one row's fields (already trimmed); every problem is named in the reason, separated by '; '. */
-export function checkRow(line: number, field: (column: CohortColumn) => string, today: IsoDate): CohortResult {
-  const problems: string[] = [];
-  const rawNhs = field('nhs_number');
+/** What a format calls each field in its reasons: the CSV column names, or FHIR paths (src/cohort/cohort-fhir.ts). */
+export type CohortFieldNames = Readonly<Record<CohortColumn, string>>;
+export const CSV_FIELD_NAMES: CohortFieldNames = Object.fromEntries(COHORT_COLUMNS.map((c) => [c, c])) as Record<
+  CohortColumn,
+  string
+>;
+
+export type CohortFieldCheck = { ok: true; row: CohortRow } | { ok: false; nhsNumber: string; reason: string };
+
+export interface CohortFieldOptions {
+  /** How reasons name the fields (default: the CSV column names). */
+  names?: CohortFieldNames;
+  /**
+   * Problems the format's reader found already (a FHIR element of the wrong type, say): they come first in the
+   * reason, and the field's own checks are skipped so the same problem is not named twice.
+   */
+  problems?: Partial<Record<CohortColumn, string>>;
+}
+
+/**
+ * The one check of a cohort row, whatever the format: each field as text (already trimmed, '' for none) in, the
+ * row or every problem (separated by '; ') out. `today` bounds every date.
+ */
+export function validateCohortFields(
+  raw: Readonly<Record<CohortColumn, string>>,
+  today: IsoDate,
+  options: CohortFieldOptions = {},
+): CohortFieldCheck {
+  const names = options.names ?? CSV_FIELD_NAMES;
+  const known = options.problems ?? {};
+  const problems: string[] = [...new Set(COHORT_COLUMNS.flatMap((c) => (known[c] ? [known[c]] : [])))];
+  const problem = (column: CohortColumn, text: string) => {
+    if (!known[column]) problems.push(text);
+  };
+  const field = (column: CohortColumn) => (known[column] ? '' : raw[column]);
+  const rawNhs = raw.nhs_number;
   const nhsProblem = nhsNumberProblem(rawNhs);
-  if (nhsProblem) problems.push(`nhs_number: ${nhsProblem}`);
+  if (nhsProblem) problem('nhs_number', `${names.nhs_number}: ${nhsProblem}`);
 
   const name = (column: 'family_name' | 'given_name') => {
     const value = field(column);
-    if (!value) problems.push(`${column} is missing`);
-    else if ([...value].length > NAME_MAX) problems.push(`${column} is longer than ${NAME_MAX} characters`);
+    if (!value) problem(column, `${names[column]} is missing`);
+    else if ([...value].length > NAME_MAX) problem(column, `${names[column]} is longer than ${NAME_MAX} characters`);
     return value;
   };
   const familyName = name('family_name');
@@ -331,15 +375,15 @@ export function checkRow(line: number, field: (column: CohortColumn) => string, 
   const date = (column: 'date_of_birth' | 'date_of_death' | 'effective_date', required: boolean) => {
     const value = field(column);
     if (!value) {
-      if (required) problems.push(`${column} is missing`);
+      if (required) problem(column, `${names[column]} is missing`);
       return null;
     }
     if (!isIsoDate(value)) {
-      problems.push(`${column} "${field(column)}" is not a real date in the form YYYY-MM-DD`);
+      problem(column, `${names[column]} "${raw[column]}" is not a real date in the form YYYY-MM-DD`);
       return null;
     }
     if (value > today) {
-      problems.push(`${column} ${value} is in the future`);
+      problem(column, `${names[column]} ${value} is in the future`);
       return null;
     }
     return value;
@@ -347,22 +391,26 @@ export function checkRow(line: number, field: (column: CohortColumn) => string, 
   const dateOfBirth = date('date_of_birth', true);
   const dateOfDeath = date('date_of_death', false);
   const effectiveDate = date('effective_date', true);
-  if (dateOfBirth && dateOfBirth < EARLIEST_BIRTH) problems.push(`date_of_birth ${dateOfBirth} is before 1900`);
+  if (dateOfBirth && dateOfBirth < EARLIEST_BIRTH)
+    problems.push(`${names.date_of_birth} ${dateOfBirth} is before 1900`);
   if (dateOfBirth && dateOfDeath && dateOfDeath < dateOfBirth)
-    problems.push(`date_of_death ${dateOfDeath} is before date_of_birth ${dateOfBirth}`);
+    problems.push(`${names.date_of_death} ${dateOfDeath} is before ${names.date_of_birth} ${dateOfBirth}`);
   if (dateOfBirth && effectiveDate && effectiveDate < dateOfBirth)
-    problems.push(`effective_date ${effectiveDate} is before date_of_birth ${dateOfBirth}`);
+    problems.push(`${names.effective_date} ${effectiveDate} is before ${names.date_of_birth} ${dateOfBirth}`);
   if (dateOfDeath && effectiveDate && dateOfDeath > effectiveDate)
-    problems.push(`date_of_death ${dateOfDeath} is after effective_date ${effectiveDate}`);
+    problems.push(`${names.date_of_death} ${dateOfDeath} is after ${names.effective_date} ${effectiveDate}`);
 
   const sexText = field('sex').toLowerCase();
   if (!SEXES.includes(sexText as Sex))
-    problems.push(sexText ? `sex "${field('sex')}" is not one of ${SEXES.join(', ')}` : 'sex is missing');
+    problem(
+      'sex',
+      sexText ? `${names.sex} "${field('sex')}" is not one of ${SEXES.join(', ')}` : `${names.sex} is missing`,
+    );
 
   const address = (column: 'address_line1' | 'address_line2' | 'town', required: boolean) => {
     const value = field(column);
-    if (!value && required) problems.push(`${column} is missing`);
-    if ([...value].length > ADDRESS_MAX) problems.push(`${column} is longer than ${ADDRESS_MAX} characters`);
+    if (!value && required) problem(column, `${names[column]} is missing`);
+    if ([...value].length > ADDRESS_MAX) problem(column, `${names[column]} is longer than ${ADDRESS_MAX} characters`);
     return value || null;
   };
   const addressLine1 = address('address_line1', true);
@@ -371,18 +419,20 @@ export function checkRow(line: number, field: (column: CohortColumn) => string, 
 
   const rawPostcode = field('postcode');
   const postcodeKey = rawPostcode.replace(/\s+/g, '').toUpperCase();
-  if (!rawPostcode) problems.push('postcode is missing');
-  else if (!POSTCODE.test(postcodeKey)) problems.push(`postcode "${rawPostcode}" is not a UK postcode`);
+  if (!rawPostcode) problem('postcode', `${names.postcode} is missing`);
+  else if (!POSTCODE.test(postcodeKey)) problem('postcode', `${names.postcode} "${rawPostcode}" is not a UK postcode`);
 
   const gpPracticeCode = field('gp_practice_code').toUpperCase();
-  if (!gpPracticeCode) problems.push('gp_practice_code is missing');
+  if (!gpPracticeCode) problem('gp_practice_code', `${names.gp_practice_code} is missing`);
   else if (!ODS_CODE.test(gpPracticeCode))
-    problems.push(`gp_practice_code "${field('gp_practice_code')}" is not a GP practice code (like B86001)`);
+    problem(
+      'gp_practice_code',
+      `${names.gp_practice_code} "${field('gp_practice_code')}" is not a GP practice code (like B86001)`,
+    );
 
-  if (problems.length > 0) return { ok: false, line, nhsNumber: rawNhs, reason: problems.join('; ') };
+  if (problems.length > 0) return { ok: false, nhsNumber: rawNhs, reason: problems.join('; ') };
   return {
     ok: true,
-    line,
     row: {
       nhsNumber: normaliseNhsNumber(rawNhs),
       familyName,
@@ -398,6 +448,15 @@ export function checkRow(line: number, field: (column: CohortColumn) => string, 
       effectiveDate: effectiveDate!,
     },
   };
+}
+
+/** Checks one CSV row's fields (already trimmed) with validateCohortFields. */
+export function checkRow(line: number, field: (column: CohortColumn) => string, today: IsoDate): CohortResult {
+  const raw = Object.fromEntries(COHORT_COLUMNS.map((c) => [c, field(c)])) as Record<CohortColumn, string>;
+  const check = validateCohortFields(raw, today);
+  return check.ok
+    ? { ok: true, line, row: check.row }
+    : { ok: false, line, nhsNumber: check.nhsNumber, reason: check.reason };
 }
 
 /** A whole cohort file in one string (tests, small files): the results in file order. */

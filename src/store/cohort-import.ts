@@ -1,6 +1,7 @@
 /**
- * Imports a BS-Select style cohort feed (CSV, see src/cohort/cohort-csv.ts and README.md) into the participant
- * table, incrementally and idempotently.
+ * Imports a BS-Select style cohort feed (CSV, src/cohort/cohort-csv.ts, or FHIR R4 Patients, src/cohort/cohort-fhir.ts;
+ * both in README.md) into the participant table, incrementally and idempotently. The format only chooses the parser:
+ * every format's rows are applied here, in the same way.
  *
  * The file is read as a stream and applied in batches, one transaction each. Keyed by NHS number: a new number is
  * added (its screening office is its GP practice's); a known one is amended field by field, but only where the
@@ -14,7 +15,14 @@
  */
 import { randomUUID } from 'node:crypto';
 import { sql, type Insertable } from 'kysely';
-import { CohortCsvParser, type CohortRejection, type CohortResult, type CohortRow } from '../cohort/cohort-csv.js';
+import {
+  CohortCsvParser,
+  type CohortParser,
+  type CohortRejection,
+  type CohortResult,
+  type CohortRow,
+} from '../cohort/cohort-csv.js';
+import { CohortFhirParser } from '../cohort/cohort-fhir.js';
 import type { IsoDate } from '../pathway/dates.js';
 import { recordAudit, type Actor } from './audit.js';
 import type { Db } from './database.js';
@@ -22,6 +30,15 @@ import { planFieldChanges } from './field-changes.js';
 import type { FieldProvenance, Tables } from './tables.js';
 
 export const COHORT_BATCH_ROWS = 1000;
+
+/** The feed's formats: BS-Select style CSV, or FHIR R4 Patients (a Bundle or NDJSON, told apart by the content). */
+export const COHORT_FORMATS = ['csv', 'fhir'] as const;
+export type CohortFormat = (typeof COHORT_FORMATS)[number];
+
+/** The parser for a format: every format gives the same rows, so they are applied in one way. */
+export function cohortParser(format: CohortFormat, today: IsoDate): CohortParser {
+  return format === 'fhir' ? new CohortFhirParser(today) : new CohortCsvParser(today);
+}
 /** Rejections kept in the summary; all of them go to onReject. */
 export const SUMMARY_REJECTIONS = 1000;
 
@@ -78,6 +95,8 @@ export interface CohortImportOptions {
   today: IsoDate;
   /** What is imported (a file name), for the audit log. */
   sourceName: string;
+  /** Default 'csv'. */
+  format?: CohortFormat;
   batchRows?: number;
   /** After each chunk of input: the bytes read so far. */
   onProgress?: (bytesRead: number) => void;
@@ -105,6 +124,12 @@ export interface CohortImportSummary {
   seconds: number;
 }
 
+interface Item {
+  line: number;
+  entry?: number;
+  row: CohortRow;
+}
+
 /** A row that differs only in older fields is { changed: 0, older: n }. */
 type RowOutcome = 'added' | 'unchanged' | 'refused' | { changed: number; older: number };
 
@@ -118,8 +143,9 @@ interface Current {
 }
 
 /**
- * Reads `input` (bytes or text, UTF-8, e.g. a file's read stream) and applies it. Throws CohortFormatError when the
- * header is wrong, and whatever the input throws when it cannot be read; rows applied by then stay applied (each
+ * Reads `input` (bytes or text, UTF-8, e.g. a file's read stream) in `options.format` and applies it. Throws
+ * CohortFormatError when the file is not a feed of that format (a wrong CSV header, a FHIR file that is not JSON or
+ * a Bundle broken between its entries), and whatever the input throws when it cannot be read; rows applied by then stay applied (each
  * batch is whole), and the audit log says the import stopped.
  */
 export async function importCohort(
@@ -155,7 +181,7 @@ export async function importCohort(
     ]),
   );
 
-  let batch: { line: number; row: CohortRow }[] = [];
+  let batch: Item[] = [];
   const flush = async () => {
     if (batch.length === 0) return;
     const rows = batch;
@@ -174,6 +200,7 @@ export async function importCohort(
           outcomes.push('refused');
           await reject({
             line: item.line,
+            ...(item.entry !== undefined ? { entry: item.entry } : {}),
             nhsNumber: item.row.nhsNumber,
             reason: `the database refused the row: ${(error as Error).message}`,
           });
@@ -195,24 +222,26 @@ export async function importCohort(
   const take = async (results: CohortResult[]) => {
     for (const result of results) {
       summary.rowsRead++;
+      const where = { line: result.line, ...(result.entry !== undefined ? { entry: result.entry } : {}) };
       if (!result.ok) {
-        await reject({ line: result.line, nhsNumber: result.nhsNumber, reason: result.reason });
+        await reject({ ...where, nhsNumber: result.nhsNumber, reason: result.reason });
         continue;
       }
       if (!practices.has(result.row.gpPracticeCode)) {
         await reject({
-          line: result.line,
+          ...where,
           nhsNumber: result.row.nhsNumber,
           reason: `gp_practice_code ${result.row.gpPracticeCode} is not a known GP practice`,
         });
         continue;
       }
-      batch.push({ line: result.line, row: result.row });
+      batch.push({ ...where, row: result.row });
       if (batch.length >= batchRows) await flush();
     }
   };
 
-  const parser = new CohortCsvParser(options.today);
+  const format = options.format ?? 'csv';
+  const parser = cohortParser(format, options.today);
   const decoder = new TextDecoder('utf-8');
   try {
     for await (const chunk of input) {
@@ -234,7 +263,7 @@ export async function importCohort(
       action: 'cohort.import',
       entityType: 'cohort_feed',
       entityId: options.sourceName,
-      detail: { ...counts(summary), stopped: (error as Error).message },
+      detail: { format, ...counts(summary), stopped: (error as Error).message },
     });
     throw error;
   }
@@ -243,7 +272,7 @@ export async function importCohort(
     action: 'cohort.import',
     entityType: 'cohort_feed',
     entityId: options.sourceName,
-    detail: counts(summary),
+    detail: { format, ...counts(summary) },
   });
   return summary;
 }
@@ -265,7 +294,7 @@ function counts(summary: CohortImportSummary): Record<string, number> {
 /** Applies rows (in file order) inside the caller's transaction; the outcome of each. */
 async function applyRows(
   tx: Db,
-  rows: readonly { line: number; row: CohortRow }[],
+  rows: readonly Item[],
   practices: ReadonlyMap<string, string>,
   actor: Actor,
 ): Promise<RowOutcome[]> {

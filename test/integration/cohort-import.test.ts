@@ -5,9 +5,10 @@ import { join } from 'node:path';
 import { promisify } from 'node:util';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { COHORT_HEADER, cohortCsvLine, type CohortRow } from '../../src/cohort/cohort-csv.js';
+import { cohortBundle, cohortNdjsonLine } from '../../src/cohort/cohort-fhir.js';
 import { openDatabase } from '../../src/store/database.js';
 import { migrate } from '../../src/store/migrate.js';
-import { importCohort, type CohortImportOptions } from '../../src/store/cohort-import.js';
+import { importCohort, type CohortImportOptions, type CohortImportSummary } from '../../src/store/cohort-import.js';
 import { correctDemographics } from '../../src/store/participants.js';
 import { packageRoot } from '../../src/paths.js';
 import { BACKENDS, freshDatabase } from '../support/database.js';
@@ -30,6 +31,7 @@ const row = (overrides: Partial<CohortRow> = {}): CohortRow => ({
 });
 const csv = (...rows: (CohortRow | string)[]) =>
   COHORT_HEADER + rows.map((r) => (typeof r === 'string' ? r : cohortCsvLine(r))).join('');
+const ndjson = (...rows: CohortRow[]) => rows.map(cohortNdjsonLine).join('');
 
 describe.each(BACKENDS)('cohort import on %s', (backend) => {
   let database: Awaited<ReturnType<typeof freshDatabase>>;
@@ -253,6 +255,89 @@ describe.each(BACKENDS)('cohort import on %s', (backend) => {
     ]);
   });
 
+  it('imports FHIR NDJSON and Bundles through the same import: the same records as CSV, idempotently', async () => {
+    const viaCsv = [row(), row({ addressLine2: 'Upper End', town: null }), row({ givenName: 'Siân' })];
+    const viaFhir = viaCsv.map((r) => ({ ...r, nhsNumber: nextNhsNumber() }));
+    const amend = (r: CohortRow, i: number): CohortRow =>
+      [
+        { ...r, postcode: 'LS1 4AP', addressLine1: '9 New Road', effectiveDate: '2026-03-01' },
+        { ...r, dateOfDeath: '2026-06-10', effectiveDate: '2026-06-12' },
+        { ...r, gpPracticeCode: 'Y00003', effectiveDate: '2026-07-01' },
+      ][i]!;
+    const fhir = (text: string, sourceName = 'cohort.ndjson') => run(text, { format: 'fhir', sourceName });
+    const counts = (s: CohortImportSummary) => ({
+      rowsRead: s.rowsRead,
+      added: s.added,
+      amended: s.amended,
+      fieldsChanged: s.fieldsChanged,
+      unchanged: s.unchanged,
+      rejected: s.rejected,
+    });
+
+    // The same people and changes by CSV and by FHIR (NDJSON, then a transaction Bundle) count the same…
+    const csvAdded = await run(csv(...viaCsv));
+    expect(counts(await fhir(ndjson(...viaFhir)))).toEqual(counts(csvAdded));
+    const csvAmended = await run(csv(...viaCsv.map(amend)));
+    expect(csvAmended).toMatchObject({ amended: 3, fieldsChanged: 5 });
+    const bundle = cohortBundle(viaFhir.map(amend), 'transaction');
+    expect(counts(await fhir(bundle, 'cohort.json'))).toEqual(counts(csvAmended));
+
+    // …and give the same records, history and provenance.
+    const record = async (nhsNumber: string) => {
+      const { id, nhs_number, created_at, updated_at, provenance, ...rest } = await person(nhsNumber);
+      void [id, nhs_number, created_at, updated_at];
+      return {
+        ...rest,
+        provenance: Object.fromEntries(Object.entries(provenance).map(([f, p]) => [f, { ...p, at: 'at' }])),
+        history: await history(nhsNumber),
+      };
+    };
+    for (const [i, r] of viaCsv.entries())
+      expect(await record(viaFhir[i]!.nhsNumber)).toEqual(await record(r.nhsNumber));
+    expect((await person(viaFhir[1]!.nhsNumber)).date_of_death).toBe('2026-06-10');
+    expect(await person(viaFhir[2]!.nhsNumber)).toMatchObject({ gp_practice_code: 'Y00003', bso_code: 'OTH' });
+
+    // Idempotent: the Bundle again changes nothing; so does the CSV people's state as NDJSON.
+    const versions = async () =>
+      Promise.all([...viaCsv, ...viaFhir].map(async (r) => (await person(r.nhsNumber)).version));
+    const before = await versions();
+    expect(await fhir(bundle, 'cohort.json')).toMatchObject({ rowsRead: 3, amended: 0, unchanged: 3 });
+    expect(await fhir(ndjson(...viaCsv.map(amend)))).toMatchObject({ rowsRead: 3, amended: 0, unchanged: 3 });
+    expect(await versions()).toEqual(before);
+    const audit = await db()
+      .selectFrom('audit_event')
+      .select(['entity_id', 'detail'])
+      .where('action', '=', 'cohort.import')
+      .orderBy('id', 'desc')
+      .executeTakeFirstOrThrow();
+    expect(audit).toMatchObject({ entity_id: 'cohort.ndjson', detail: { format: 'fhir', unchanged: 3 } });
+  });
+
+  it('reports FHIR rejections with their line and Bundle entry, and applies the rest', async () => {
+    const [a, b] = [row(), row()];
+    const unknownGp = row({ gpPracticeCode: 'Y09999' });
+    const badPostcode = row({ postcode: 'LS6 2A' });
+    const summary = await run(cohortBundle([a, unknownGp, badPostcode, b]), { format: 'fhir' });
+    expect(summary).toMatchObject({ rowsRead: 4, added: 2, rejected: 2 });
+    expect(summary.rejections).toEqual([
+      {
+        line: expect.any(Number),
+        entry: 1,
+        nhsNumber: unknownGp.nhsNumber,
+        reason: 'gp_practice_code Y09999 is not a known GP practice',
+      },
+      {
+        line: expect.any(Number),
+        entry: 2,
+        nhsNumber: badPostcode.nhsNumber,
+        reason: 'address.postalCode "LS6 2A" is not a UK postcode',
+      },
+    ]);
+    await person(a.nhsNumber);
+    await person(b.nhsNumber);
+    await expect(run('nhs_number,family_name\n', { format: 'fhir' })).rejects.toThrow(/does not start with "\{"/);
+  });
+
   it('refuses a file whose header is not a cohort header, and audits that it stopped', async () => {
     await expect(run('nhs_number,name\n9990010005,Ada\n')).rejects.toThrow(/unknown column "name"/);
     const audit = await db()
@@ -308,6 +393,35 @@ describe('screening-hub import-cohort', () => {
     const rows = await check.db.selectFrom('participant').select('town').orderBy('town').execute();
     await check.close();
     expect(rows.map((r) => r.town)).toEqual(['Leeds', 'Leeds, West Yorkshire']);
+  });
+
+  it('imports a FHIR Bundle (.json) and NDJSON (.ndjson), chosen by the file name', async () => {
+    const dataDir = join(dir, 'db-fhir');
+    const setup = await openDatabase({ kind: 'pglite', dataDir });
+    await migrate(setup);
+    await smallOffice(setup.db);
+    await setup.close();
+    const good = [row(), row()];
+    const bundleFile = join(dir, 'cohort.json');
+    writeFileSync(bundleFile, cohortBundle([good[0]!, row({ gpPracticeCode: 'Y07777' }), good[1]!]));
+    const rejectsFile = join(dir, 'rejects-fhir.csv');
+
+    const first = await cli(bundleFile, '--rejects', rejectsFile, '--pglite', dataDir);
+    expect(first.stdout).toMatch(/Read 3 rows/);
+    expect(first.stdout).toMatch(/added\s+2\b/);
+    expect(first.stdout).toMatch(/rejected\s+1\b/);
+    expect(readFileSync(rejectsFile, 'utf8').split('\r\n')).toEqual([
+      'line,entry,nhs_number,reason',
+      expect.stringMatching(/^\d+,1,\d{10},gp_practice_code Y07777 is not a known GP practice$/),
+      '',
+    ]);
+
+    const ndjsonFile = join(dir, 'cohort.ndjson');
+    writeFileSync(ndjsonFile, ndjson(...good) + '{"resourceType":"Patient"}\n');
+    const second = await cli(ndjsonFile, '--pglite', dataDir);
+    expect(second.stdout).toMatch(/Read 3 rows/);
+    expect(second.stdout).toMatch(/unchanged\s+2\b/);
+    expect(second.stdout).toMatch(/line 3: identifier: there is no NHS number/);
   });
 
   it('exits non-zero when the file cannot be read', async () => {
