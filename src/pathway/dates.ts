@@ -144,7 +144,7 @@ export function isoDateInLondon(instant: Date): IsoDate {
   return format({ y: part('year'), m: part('month'), d: part('day') });
 }
 
-const MONTH_NAMES = [
+export const MONTH_NAMES = [
   'January',
   'February',
   'March',

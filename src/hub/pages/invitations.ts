@@ -1,4 +1,5 @@
 import type { FastifyInstance } from 'fastify';
+import { MONTH_NAMES } from '../../pathway/dates.js';
 import { EXCLUSION_LABELS, type ExclusionCode } from '../../pathway/invitation-selection.js';
 import { recordAudit } from '../../store/audit.js';
 import type { Db } from '../../store/database.js';
@@ -8,20 +9,6 @@ import { dateFromParts, type FieldErrors } from '../forms.js';
 import { page } from '../render.js';
 
 const OUTCODE = /^[A-Z]{1,2}[0-9][A-Z0-9]?$/;
-const MONTHS = [
-  'January',
-  'February',
-  'March',
-  'April',
-  'May',
-  'June',
-  'July',
-  'August',
-  'September',
-  'October',
-  'November',
-  'December',
-];
 /** Rows shown in each table; the counts cover everyone. */
 const SHOWN = 500;
 
@@ -64,7 +51,7 @@ export function registerInvitationPages(app: FastifyInstance, db: Db): void {
       db.selectFrom('screening_office').select(['code', 'name']).orderBy('name').execute(),
       db.selectFrom('gp_practice').select(['ods_code', 'name', 'bso_code']).orderBy('name').execute(),
     ]);
-    const view = { title: 'Invitation batch', offices, practices, months: MONTHS, values: query };
+    const view = { title: 'Invitation batch', offices, practices, months: MONTH_NAMES, values: query };
     if (query.by === undefined) return page(request, reply, 'invitation-batch.njk', { ...view, errors: {} });
     const { request: batch, errors } = batchFrom(
       query,
