@@ -14,9 +14,9 @@
  */
 import { ceasingReasonFrom, CEASING_RULES } from './ceasing.js';
 import { addMonths, compareIsoDate, formatLongDate, isIsoDate, nthBirthday, type IsoDate } from './dates.js';
+import { ROUTINE_END_AGE } from './eligibility.js';
 
 export const INVITABLE_FROM_MONTHS = 49 * 12 + 8;
-export const ROUTINE_UNTIL_AGE = 71;
 export const SAFETY_PERIOD_MONTHS = 24;
 export const NEVER_WITHIN_MONTHS = 12;
 
@@ -90,7 +90,7 @@ export function selectForBatch(facts: SelectionFacts, batchBso: string, batchDat
     return out('very_high_risk', 'Recalled every 12 months on the very high risk pathway, not in routine batches');
 
   const invitableFrom = addMonths(facts.dateOfBirth, INVITABLE_FROM_MONTHS);
-  const over = nthBirthday(facts.dateOfBirth, ROUTINE_UNTIL_AGE);
+  const over = nthBirthday(facts.dateOfBirth, ROUTINE_END_AGE);
   if (before(batchDate, invitableFrom))
     return out('under_age', `Invitable from ${formatLongDate(invitableFrom)} (49 years 8 months)`);
   if (!before(batchDate, over))

@@ -32,13 +32,9 @@ export class FileGrowth {
     return Atomics.load(this.state, 2) !== 0n;
   }
 
+  /** Only the writer calls this (one thread, one writer a file), so a plain store keeps `written` from going back. */
   grew(bytes: number): void {
-    const next = BigInt(bytes);
-    for (let current = Atomics.load(this.state, 0); next > current;) {
-      const seen = Atomics.compareExchange(this.state, 0, current, next);
-      if (seen === current) break;
-      current = seen;
-    }
+    if (BigInt(bytes) > Atomics.load(this.state, 0)) Atomics.store(this.state, 0, BigInt(bytes));
   }
 
   finish(length: number): void {

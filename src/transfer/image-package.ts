@@ -42,13 +42,17 @@ const LITTLE_ENDIAN_HOST = endianness() === 'LE';
 
 export type ImageCodec = 'jpeg-ls' | 'none';
 
-export interface PackSummary {
+/** What identifies the image, copied from the file into the package header for routing and logging. */
+interface Identity {
   sopInstanceUid: string;
   sopClassUid: string;
   studyInstanceUid: string;
   accessionNumber: string;
   patientId: string;
   transferSyntaxUid: string;
+}
+
+export interface PackSummary extends Identity {
   originalBytes: number;
   originalSha256: string;
   /** hex SHA-256 of the Pixel Data value bytes as received (native syntaxes), else of the whole file */
@@ -226,15 +230,6 @@ type Plan =
       frameBytes: number;
       stripeRows: number;
     };
-
-interface Identity {
-  sopInstanceUid: string;
-  sopClassUid: string;
-  studyInstanceUid: string;
-  accessionNumber: string;
-  patientId: string;
-  transferSyntaxUid: string;
-}
 
 async function pack(path: string, out: SinkWriter, options: PackOptions): Promise<PackSummary> {
   const stripeRows = options.stripeRows ?? DEFAULT_STRIPE_ROWS;
