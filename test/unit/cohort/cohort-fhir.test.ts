@@ -1,5 +1,6 @@
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
+import { COHORT_TODAY, GOOD_COHORT_ROW } from '../../support/cohort-rows.js';
 import { CohortFormatError, type CohortResult, type CohortRow } from '../../../src/cohort/cohort-csv.js';
 import {
   CohortFhirParser,
@@ -14,21 +15,8 @@ import {
   parseCohortFhir,
 } from '../../../src/cohort/cohort-fhir.js';
 
-const TODAY = '2026-11-23';
-const GOOD: CohortRow = {
-  nhsNumber: '9990010005',
-  familyName: 'Testwoman',
-  givenName: 'Jane',
-  dateOfBirth: '1966-05-14',
-  dateOfDeath: null,
-  sex: 'female',
-  addressLine1: '2 Test Street',
-  addressLine2: null,
-  town: 'Leeds',
-  postcode: 'LS6 2AB',
-  gpPracticeCode: 'Y00001',
-  effectiveDate: '2026-01-02',
-};
+const TODAY = COHORT_TODAY;
+const GOOD = GOOD_COHORT_ROW;
 const OTHER: CohortRow = { ...GOOD, nhsNumber: '9990010013', familyName: 'Otherwoman' };
 
 type Patient = Record<string, unknown>;
