@@ -104,6 +104,8 @@ export function describe(s: CohortImportSummary): string {
     `  amended           ${s.amended} (${s.fieldsChanged} fields changed)`,
     `  unchanged         ${s.unchanged}`,
     `  older than record ${s.olderThanRecord} (${s.fieldsOlderThanRecord} fields in all left as they were: the record knows them from a later date)`,
+    `  moved office      ${s.moved} (her GP practice is in another screening office's area: see the Movers page)`,
+    `  data conflicts    ${s.conflicts} (the record keeps its value until staff decide: see Data conflicts)`,
     `  rejected          ${s.rejected}`,
     '',
   ].join('\n');

@@ -13,7 +13,7 @@ import { loadDemoOffice } from '../demo/synthetic-office.js';
 import { startGateway } from '../gateway/gateway.js';
 import { enrol, loadIdentity } from '../gateway/identity.js';
 import { startGatewayListener } from '../hub/gateway-listener.js';
-import { startHl7Listener } from '../hl7/listener.js';
+import { facilitySet, startHl7Listener } from '../hl7/listener.js';
 import { buildHub } from '../hub/app.js';
 import { progressReporter } from './progress.js';
 import { pacsFromUrl } from '../pacs/pacs.js';
@@ -58,12 +58,14 @@ Usage:
       Patient a line, told apart by the content); another name is FHIR if it starts with "{". Shows a progress
       bar, then a summary; rejected rows (line, for a Bundle the entry, NHS number, reason) go to --rejects. The
       database is --database (a PostgreSQL URL), --pglite DIR, or as for seed (DATABASE_URL, else --data DIR).
-  screening-hub hl7 [--port 2575] [--host 127.0.0.1] [--data DIR]
+  screening-hub hl7 --allow FACILITY[,FACILITY…] [--port 2575] [--host 127.0.0.1] [--data DIR]
       Runs the symptomatic link's HL7 v2 listener (MLLP over TCP) for a Trust's EPR interface engine: ORU^R01
       and ADT^A01/A03/A04/A08/A31 with a breast cancer diagnosis (ICD-10 C50, D05) or breast surgery (OPCS-4 B27,
       B28, B30.1) suspend her routine invitations and go on her record; each message is answered with an ACK
-      (AA, AE or AR with the reason) and applied once per sending facility and control id. The format is in
-      docs/hl7-symptomatic-link.md. The database is as for seed (DATABASE_URL, else --data DIR).
+      (AA, AE or AR with the reason) and applied once per sending facility and control id. --allow lists the
+      sending facilities (MSH-4, e.g. the Trust's ODS code) taken; a message from any other is answered AR and
+      logged. The format is in docs/hl7-symptomatic-link.md. The database is as for seed (DATABASE_URL, else
+      --data DIR).
   screening-hub create-user --username NAME --role ROLE --name "Display Name"
       Creates a staff account; the password is read from SCREENING_HUB_PASSWORD.
       Roles: ${ROLES.join(', ')}.
@@ -194,11 +196,16 @@ async function main(argv: string[]): Promise<void> {
   if (command === 'hl7') {
     const portGiven = rest.some((a) => a === '--port' || a.startsWith('--port='));
     const hl7Port = port(portGiven ? values.port : (process.env.HL7_PORT ?? '2575'), '--port', true);
+    if (!values.allow)
+      throw new Error('hl7 needs --allow FACILITY[,FACILITY…]: the sending facilities (MSH-4) the link takes');
+    const allowedFacilities = values.allow.split(',').filter((f) => f.trim() !== '');
+    facilitySet(allowedFacilities); // Refuses an empty or malformed list before the database is opened.
     const database = await open(values.data);
     const listener = await startHl7Listener({
       database,
       port: hl7Port,
       host: values.host,
+      allowedFacilities,
       log: (level, message) => console.error(`${new Date().toISOString()} ${level.toUpperCase()} ${message}`),
     });
     const stop = () => {
@@ -209,7 +216,9 @@ async function main(argv: string[]): Promise<void> {
     };
     process.once('SIGINT', stop);
     process.once('SIGTERM', stop);
-    console.error(`HL7 listener (MLLP) on ${values.host}:${listener.port}`);
+    console.error(
+      `HL7 listener (MLLP) on ${values.host}:${listener.port}, taking ${[...facilitySet(allowedFacilities)].join(', ')}`,
+    );
     return;
   }
   if (command === 'create-user') {

@@ -1,7 +1,8 @@
 /**
  * The hub's HL7 v2 listener for the symptomatic link (issue 5, item 5): MLLP over TCP from a Trust's interface
  * engine; every message is logged and answered with an ACK (AA, AE or AR; ack.ts). docs/hl7-symptomatic-link.md
- * describes what is taken and how.
+ * describes what is taken and how. Only the sending facilities (MSH-4) on the allow-list are taken: a message from
+ * any other is answered AR and logged, and nothing of it is applied.
  */
 import { createHash } from 'node:crypto';
 import { isoDateInLondon } from '../pathway/dates.js';
@@ -21,6 +22,11 @@ export interface Hl7ListenerOptions {
   port: number;
   host: string;
   maxMessageBytes?: number;
+  /**
+   * The sending facilities (MSH-4 namespace id, e.g. the Trust's ODS code) taken; compared without regard to case.
+   * Absent: any facility (tests and local demos; the CLI requires a list).
+   */
+  allowedFacilities?: readonly string[];
   log?: Log;
   /** The clock (tests). */
   now?: () => Date;
@@ -29,6 +35,7 @@ export interface Hl7ListenerOptions {
 export async function startHl7Listener(options: Hl7ListenerOptions) {
   const log = options.log ?? ((level, message) => console[level](message));
   const maxFrameBytes = options.maxMessageBytes ?? DEFAULT_MAX_MESSAGE_BYTES;
+  const allowedFacilities = options.allowedFacilities ? facilitySet(options.allowedFacilities) : undefined;
   return startMllpServer({
     port: options.port,
     host: options.host,
@@ -39,8 +46,19 @@ export async function startHl7Listener(options: Hl7ListenerOptions) {
         maxFrameBytes,
         log,
         now: options.now?.() ?? new Date(),
+        ...(allowedFacilities ? { allowedFacilities } : {}),
       }),
   });
+}
+
+/** An allow-list as given (CLI --allow RX1,RYJ) to the set compared against; refuses an empty or odd name. */
+export function facilitySet(facilities: readonly string[]): ReadonlySet<string> {
+  const names = facilities.map((f) => f.trim().toUpperCase());
+  if (names.length === 0) throw new Error('The allow-list of sending facilities is empty');
+  for (const name of names)
+    if (!/^[A-Z0-9][A-Z0-9._-]{0,39}$/.test(name))
+      throw new Error(`"${name}" is not a sending facility name (MSH-4: letters, digits, . _ -)`);
+  return new Set(names);
 }
 
 /** Text of a message: UTF-8 unless MSH-18 says ISO 8859-1. */
@@ -57,7 +75,7 @@ export async function handleHl7Input(
   db: Db,
   input: MllpInput,
   peer: string | null,
-  context: { maxFrameBytes: number; log: Log; now: Date },
+  context: { maxFrameBytes: number; log: Log; now: Date; allowedFacilities?: ReadonlySet<string> },
 ): Promise<string> {
   const { log, now } = context;
   const refuse = async (
@@ -91,7 +109,6 @@ export async function handleHl7Input(
       return await refuse(sniffHeader(text), input.payload, input.payload.length, error.message, 'segmentSequence');
     }
     const header = readHeader(message);
-    const interpreted = interpretMessage(message, isoDateInLondon(now));
     const receipt = {
       peer,
       sendingApplication: header.sendingApplication,
@@ -101,6 +118,19 @@ export async function handleHl7Input(
       sha256: sha256(input.payload),
       sizeBytes: input.payload.length,
     };
+    if (context.allowedFacilities && !context.allowedFacilities.has(header.sendingFacility.trim().toUpperCase())) {
+      const reason = `Sending facility "${header.sendingFacility || '(none)'}" (MSH-4) is not on the hub's allow-list for the symptomatic link: nothing applied. Ask the screening office to add it`;
+      log('warn', `HL7 ${peer ?? ''}: rejected ${header.sendingFacility}/${header.controlId}: not on the allow-list`);
+      await logRejectedHl7Message(db, receipt, 'AR', reason, now);
+      return writeAck({
+        code: 'AR',
+        header,
+        text: reason,
+        error: { code: 'tableValueNotFound', location: { segment: 'MSH', field: 4 } },
+        now,
+      });
+    }
+    const interpreted = interpretMessage(message, isoDateInLondon(now));
     if (interpreted.kind === 'reject') {
       log('warn', `HL7 ${peer ?? ''}: rejected ${header.sendingFacility}/${header.controlId}: ${interpreted.reason}`);
       await logRejectedHl7Message(db, receipt, 'AR', interpreted.reason, now);

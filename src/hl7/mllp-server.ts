@@ -1,7 +1,9 @@
 /**
  * An MLLP server: a TCP listener that reads MLLP frames (mllp.ts) from each connection and writes one framed
  * reply per message, in the order the messages came. Several messages may come on one connection, one after
- * another or several in one chunk; the connection stays open until the sender closes it.
+ * another or several in one chunk; the connection stays open until the sender closes it. A frame the sender has
+ * not finished when the connection ends (closed, reset, dropped) is logged and dropped: it is never handled, so
+ * nothing of it is applied, and the server goes on serving other connections.
  */
 import { createServer, type Socket } from 'node:net';
 import { MllpDecoder, mllpFrame } from './mllp.js';
@@ -72,14 +74,25 @@ export async function startMllpServer(options: MllpServerOptions): Promise<MllpS
       if (queue.length >= QUEUE_HIGH_WATER) socket.pause();
       void work();
     });
+    let droppedReported = false;
+    const reportUnfinished = (how: string) => {
+      if (droppedReported || decoder.unfinished === 0) return;
+      droppedReported = true;
+      options.log(
+        'warn',
+        `HL7 ${peer}: connection ${how} with ${decoder.unfinished} byte(s) of an unfinished frame: dropped, nothing applied`,
+      );
+    };
     socket.on('end', () => {
-      if (decoder.unfinished > 0)
-        options.log('warn', `HL7 ${peer}: connection ended with ${decoder.unfinished} byte(s) of an unfinished frame`);
+      reportUnfinished('ended');
       ended = true;
       if (!working) socket.end();
     });
     socket.on('error', (error) => options.log('warn', `HL7 ${peer}: ${error.message}`));
-    socket.on('close', () => sockets.delete(socket));
+    socket.on('close', (hadError) => {
+      reportUnfinished(hadError ? 'reset' : 'closed');
+      sockets.delete(socket);
+    });
   });
   await new Promise<void>((resolve, reject) => {
     server.once('error', reject);

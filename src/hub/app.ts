@@ -13,6 +13,7 @@ import { nhsukFrontendDir, publicDir, viewsDir } from '../paths.js';
 import { purgeExpiredSessions } from '../store/accounts.js';
 import type { Db } from '../store/database.js';
 import { ConflictError, NotFoundError, RuleError } from '../store/errors.js';
+import { registerFhirSymptomatic } from './api/fhir-symptomatic.js';
 import { registerApi } from './api/routes.js';
 import { registerAuthentication } from './auth.js';
 import { registerMetrics } from './metrics.js';
@@ -20,10 +21,14 @@ import { registerAuditPages } from './pages/audit.js';
 import { registerConflictPages } from './pages/conflicts.js';
 import { registerGatewayPages } from './pages/gateways.js';
 import { registerInvitationPages } from './pages/invitations.js';
+import { registerMoversPages } from './pages/movers.js';
 import { registerClinicPages } from './pages/clinics.js';
+import { registerCeasingPages } from './pages/ceasing.js';
+import { registerVeryHighRiskPages } from './pages/very-high-risk.js';
 import { registerParticipantPages } from './pages/participants.js';
 import { registerRecordPages } from './pages/record.js';
 import { registerSignInPages } from './pages/sign-in.js';
+import { registerSelfBookingPages } from './pages/self-booking.js';
 import { registerTransferPages } from './pages/transfers.js';
 import { configureTemplates } from './templates.js';
 
@@ -66,6 +71,8 @@ export async function buildHub(options: HubOptions): Promise<FastifyInstance> {
       : false,
     // Off unless a proxy in front is configured: otherwise anyone could write the IP the audit log records.
     trustProxy: options.trustProxy ?? false,
+    // The FHIR base: POST /fhir (a Bundle) is routed, authenticated and exempt from CSRF as /fhir/ is.
+    rewriteUrl: (request) => (request.url === '/fhir' ? '/fhir/' : (request.url ?? '/')),
   });
   app.decorate('today', options.today ?? (() => isoDateInLondon(new Date())));
 
@@ -184,6 +191,8 @@ export async function buildHub(options: HubOptions): Promise<FastifyInstance> {
 
   registerSignInPages(app, options.db, options.secureCookies !== false);
   registerParticipantPages(app, options.db);
+  registerCeasingPages(app, options.db);
+  registerVeryHighRiskPages(app, options.db);
   registerRecordPages(app, options.db);
   registerClinicPages(app, options.db);
   registerAuditPages(app, options.db);
@@ -191,7 +200,10 @@ export async function buildHub(options: HubOptions): Promise<FastifyInstance> {
   registerTransferPages(app, options.db, { waitLimitMinutes: options.transferWaitLimitMinutes });
   registerConflictPages(app, options.db);
   registerInvitationPages(app, options.db);
+  registerMoversPages(app, options.db);
+  registerSelfBookingPages(app, options.db, options.secureCookies !== false);
   await registerApi(app, options.db);
+  await registerFhirSymptomatic(app, options.db);
   app.get('/health', async () => ({ status: 'ok' }));
   registerMetrics(app, options.db, { token: options.metricsToken ?? process.env.METRICS_TOKEN });
   return app;

@@ -66,3 +66,14 @@ export function dateParts(name: string, iso: string | null | undefined): Record<
   const [year, month, day] = (iso ?? '').split('-');
   return { [`${name}[day]`]: day ?? '', [`${name}[month]`]: month ?? '', [`${name}[year]`]: year ?? '' };
 }
+
+/** Puts each problem from the rules next to the field it is about (the first pattern it matches); the rest are about
+ * the whole form. */
+export function problemsByField(problems: string[], fields: [RegExp, string][]): FieldErrors {
+  const errors: FieldErrors = {};
+  for (const problem of problems) {
+    const field = fields.find(([pattern]) => pattern.test(problem))?.[1] ?? 'form';
+    errors[field] = errors[field] ? `${errors[field]}. ${problem}` : problem;
+  }
+  return errors;
+}

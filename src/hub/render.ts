@@ -11,6 +11,7 @@ function navigation(request: FastifyRequest) {
   const path = request.url.split('?')[0] ?? '';
   const items = [
     can(user.role, 'participant.view') && { href: '/participants', text: 'Participants' },
+    can(user.role, 'participant.view') && { href: '/movers', text: 'Movers' },
     can(user.role, 'clinic.view') && { href: '/clinics', text: 'Clinics' },
     can(user.role, 'appointment.attendance') && { href: '/today', text: "Today's clinic" },
     can(user.role, 'conflict.resolve') && { href: '/conflicts', text: 'Data conflicts' },

@@ -138,3 +138,69 @@ export function reinstatementProblems(request: ReinstatementRequest, today: IsoD
   if (request.reason.trim().length === 0) problems.push('Give the reason for reinstating her');
   return problems;
 }
+
+/** A ceasing as a record holds it: the reason as a code, a label or an older system's text (see ceasingReasonFrom). */
+export interface CeasingOnRecord {
+  reason: string;
+  on: IsoDate;
+}
+
+/**
+ * ceasingProblems for her record as it stands, whose ceasing in force may be held as text: a ceasing of no known
+ * rule (from an older system) still has to be reinstated first, and a woman who has withdrawn from very high risk
+ * screening cannot withdraw again.
+ */
+export function ceasingProblemsOnRecord(
+  request: Omit<CeasingRequest, 'ceased'> & { ceased?: CeasingOnRecord | null },
+  today: IsoDate,
+): string[] {
+  const held = request.ceased ?? null;
+  const known = held ? ceasingReasonFrom(held.reason) : undefined;
+  const problems = ceasingProblems(
+    { ...request, ceased: held && known ? { reason: known, on: held.on } : null },
+    today,
+  );
+  if (held && !known) problems.push(`She is already ceased (${held.reason.trim()}); reinstate her first`);
+  if (known === 'very_high_risk_withdrawal' && request.reason === 'very_high_risk_withdrawal')
+    problems.push('She has already withdrawn from very high risk screening');
+  return problems;
+}
+
+/**
+ * reinstatementProblems for her record as it stands: she must be ceased; a ceasing of no known rule (from an older
+ * system) gets the same checks, with no rule to say who decides.
+ */
+export function reinstatementProblemsOnRecord(
+  request: Omit<ReinstatementRequest, 'ceased'> & { ceased: CeasingOnRecord | null },
+  today: IsoDate,
+): string[] {
+  const held = request.ceased;
+  if (!held) return ['She is not ceased from screening: there is nothing to reinstate'];
+  const known = ceasingReasonFrom(held.reason);
+  if (known) return reinstatementProblems({ ...request, ceased: { reason: known, on: held.on } }, today);
+  const problems: string[] = [];
+  if (!isIsoDate(request.on)) problems.push('The date of reinstatement must be a real date');
+  else {
+    if (compareIsoDate(request.on, today) > 0) problems.push('The date of reinstatement cannot be in the future');
+    if (compareIsoDate(request.on, held.on) < 0)
+      problems.push('The date of reinstatement cannot be before she was ceased');
+  }
+  if (request.decidedBy.trim().length === 0) problems.push('Say who decided to reinstate her');
+  if (request.reason.trim().length === 0) problems.push('Give the reason for reinstating her');
+  return problems;
+}
+
+/** The label of a ceasing reason held as a code, a label or an older system's text (that text, as written). */
+export function ceasingLabel(reason: string): string {
+  const code = ceasingReasonFrom(reason);
+  return code ? CEASING_RULES[code].label : reason.trim().replace(/\.$/, '');
+}
+
+/**
+ * Whether a woman ceased for this reason (a code, a label or an older system's text) is still in routine screening:
+ * only a withdrawal from very high risk surveillance leaves her in it. She may be invited and booked.
+ */
+export function stillInRoutineScreening(reason: string): boolean {
+  const code = ceasingReasonFrom(reason);
+  return code !== undefined && CEASING_RULES[code].routineContinues;
+}

@@ -12,11 +12,10 @@
  * - Excluded whatever else: died, moved to another office's area, ceased (with the reason), or invitations
  *   suspended while she is in treatment for breast cancer (the symptomatic link says so).
  */
-import { ceasingReasonFrom, CEASING_RULES } from './ceasing.js';
+import { ceasingLabel, ceasingReasonFrom, stillInRoutineScreening } from './ceasing.js';
 import { addMonths, compareIsoDate, formatLongDate, isIsoDate, nthBirthday, type IsoDate } from './dates.js';
-import { ROUTINE_END_AGE } from './eligibility.js';
+import { INVITABLE_FROM_MONTHS, ROUTINE_END_AGE } from './eligibility.js';
 
-export const INVITABLE_FROM_MONTHS = 49 * 12 + 8;
 export const SAFETY_PERIOD_MONTHS = 24;
 export const NEVER_WITHIN_MONTHS = 12;
 
@@ -74,12 +73,8 @@ export function selectForBatch(facts: SelectionFacts, batchBso: string, batchDat
   if (facts.bsoCode !== batchBso)
     return out('moved_out', `Her GP practice is now in another office's area (${facts.bsoCode})`);
   const ceasing = facts.ceased ? ceasingReasonFrom(facts.ceased.reason) : undefined;
-  const routineContinues = ceasing !== undefined && CEASING_RULES[ceasing].routineContinues;
-  if (facts.ceased && !before(batchDate, facts.ceased.on) && !routineContinues)
-    return out(
-      'ceased',
-      `Ceased on ${formatLongDate(facts.ceased.on)}: ${ceasing ? CEASING_RULES[ceasing].label : facts.ceased.reason}`,
-    );
+  if (facts.ceased && !before(batchDate, facts.ceased.on) && !stillInRoutineScreening(facts.ceased.reason))
+    return out('ceased', `Ceased on ${formatLongDate(facts.ceased.on)}: ${ceasingLabel(facts.ceased.reason)}`);
   if (facts.suspended && !before(batchDate, facts.suspended.since))
     return out(
       'suspended',

@@ -1,5 +1,5 @@
 /** Staff roles and what each may do. One table, read by the pages and the API alike. */
-export const ROLES = ['admin', 'mammographer', 'film_reader', 'programme_manager', 'support'] as const;
+export const ROLES = ['admin', 'mammographer', 'film_reader', 'programme_manager', 'support', 'epr_feed'] as const;
 export type Role = (typeof ROLES)[number];
 
 export const ROLE_LABELS: Record<Role, string> = {
@@ -8,6 +8,7 @@ export const ROLE_LABELS: Record<Role, string> = {
   film_reader: 'Film reader',
   programme_manager: 'Programme manager',
   support: 'Support team',
+  epr_feed: 'Trust EPR feed (system account)',
 };
 
 export type Permission =
@@ -19,7 +20,8 @@ export type Permission =
   | 'audit.view'
   | 'gateway.manage'
   | 'conflict.resolve'
-  | 'invitation.plan';
+  | 'invitation.plan'
+  | 'symptomatic.feed';
 
 const GRANTS: Record<Role, readonly Permission[]> = {
   admin: [
@@ -37,6 +39,10 @@ const GRANTS: Record<Role, readonly Permission[]> = {
   programme_manager: ['participant.view', 'clinic.view', 'invitation.plan'],
   // The support team looks after gateways and links, not people: no personal data.
   support: ['clinic.view', 'gateway.manage'],
+  // A Trust EPR's interface engine posting FHIR to the symptomatic link: it tells the hub of diagnoses and
+  // treatment (which suspends invitations) and can do nothing else, not even read a record back. A staff role
+  // cannot post: what comes in as the EPR must be from the EPR.
+  epr_feed: ['symptomatic.feed'],
 };
 
 export function can(role: Role, permission: Permission): boolean {

@@ -15,6 +15,12 @@
  * - OPCS-4 B30.1 (insertion of prosthesis for breast): recorded as implants. Implants alone are not treatment:
  *   she stays invited (the record gives her the longer appointment implants need).
  *
+ * From the FHIR endpoint (src/fhir/symptomatic-resources.ts) the same facts may come coded in SNOMED CT (the code
+ * keeps its system: codeSystem), and two more kinds of procedure: chemotherapy and radiotherapy episodes. Both
+ * suspend invitations; they put no item of their own on her record (the suspension's "in symptomatic treatment"
+ * item says it). A diagnosis the EPR gives as no longer current (clinical status inactive, remission, resolved) is
+ * history: recorded as previous breast cancer, it does not suspend on its own.
+ *
  * Out of order and lifted suspensions: a suspension stays until staff lift it, with a reason. An event dated on
  * or before the day the last suspension was lifted does not suspend her again (staff lifted it knowing the state
  * at that date; an older message never overrides a newer decision); it is still recorded on her record. An
@@ -24,19 +30,27 @@ import { formatLongDate, type IsoDate } from './dates.js';
 import type { Side } from './record-items.js';
 
 export type DiagnosisKind = 'breast_cancer' | 'carcinoma_in_situ';
-export type ProcedureKind = 'mastectomy' | 'excision' | 'implant';
+export type ProcedureKind = 'mastectomy' | 'excision' | 'implant' | 'chemotherapy' | 'radiotherapy';
+/** The coding system of a code: HL7 v2 messages give ICD-10 and OPCS-4; FHIR resources may give SNOMED CT. */
+export type CodeSystem = 'ICD-10' | 'OPCS-4' | 'SNOMED CT';
 
 export interface Diagnosis {
-  /** ICD-10, with its dot: 'C50.9'. */
+  /** ICD-10, with its dot: 'C50.9' (or a SNOMED CT concept id when codeSystem says so). */
   code: string;
+  /** Absent: ICD-10. */
+  codeSystem?: CodeSystem;
   kind: DiagnosisKind;
   text: string;
   date: IsoDate;
+  /** The EPR says it is no longer current (history): recorded, does not suspend on its own. */
+  historical?: boolean;
 }
 
 export interface Procedure {
-  /** OPCS-4, with its dot: 'B27.4'. */
+  /** OPCS-4, with its dot: 'B27.4' (or a SNOMED CT concept id when codeSystem says so). */
   code: string;
+  /** Absent: OPCS-4. */
+  codeSystem?: CodeSystem;
   kind: ProcedureKind;
   text: string;
   side: Side | null;
@@ -84,13 +98,13 @@ export function sideFrom(text: string): Side | null {
 
 /** Whether the event, on its own, is a reason to suspend routine invitations. */
 export function suspends(event: SymptomaticEvent): boolean {
-  return event.diagnoses.length > 0 || event.procedures.some((p) => p.kind !== 'implant');
+  return event.diagnoses.some((d) => !d.historical) || event.procedures.some((p) => p.kind !== 'implant');
 }
 
 /** The date the event suspends from: its earliest suspending fact. */
 export function suspendingDate(event: SymptomaticEvent): IsoDate | undefined {
   const dates = [
-    ...event.diagnoses.map((d) => d.date),
+    ...event.diagnoses.filter((d) => !d.historical).map((d) => d.date),
     ...event.procedures.filter((p) => p.kind !== 'implant').map((p) => p.date),
   ];
   return dates.sort()[0];
@@ -105,20 +119,24 @@ const PROCEDURE_LABELS: Record<ProcedureKind, string> = {
   mastectomy: 'mastectomy',
   excision: 'breast excision',
   implant: 'breast implant insertion',
+  chemotherapy: 'chemotherapy',
+  radiotherapy: 'radiotherapy',
 };
 
 /** Why invitations are suspended, for staff to read (record, batch exclusions). */
 export function suspensionReason(event: SymptomaticEvent): string {
   const parts = [
-    ...event.diagnoses.map(
-      (d) =>
-        `${d.kind === 'breast_cancer' ? 'breast cancer' : 'carcinoma in situ of breast'} diagnosed (ICD-10 ${d.code}) on ${formatLongDate(d.date)}`,
-    ),
+    ...event.diagnoses
+      .filter((d) => !d.historical)
+      .map(
+        (d) =>
+          `${d.kind === 'breast_cancer' ? 'breast cancer' : 'carcinoma in situ of breast'} diagnosed (${d.codeSystem ?? 'ICD-10'} ${d.code}) on ${formatLongDate(d.date)}`,
+      ),
     ...event.procedures
       .filter((p) => p.kind !== 'implant')
       .map(
         (p) =>
-          `${p.side === 'bilateral' ? 'bilateral ' : p.side ? `${p.side} ` : ''}${PROCEDURE_LABELS[p.kind]} (OPCS-4 ${p.code}) on ${formatLongDate(p.date)}`,
+          `${p.side === 'bilateral' ? 'bilateral ' : p.side ? `${p.side} ` : ''}${PROCEDURE_LABELS[p.kind]} (${p.codeSystem ?? 'OPCS-4'} ${p.code}) on ${formatLongDate(p.date)}`,
       ),
   ];
   const bilateral = event.procedures.some((p) => p.kind === 'mastectomy' && p.side === 'bilateral');
@@ -136,7 +154,13 @@ export function suspensionDecision(
   event: SymptomaticEvent,
   state: { active: boolean; lastLiftedOn: IsoDate | null },
 ): SuspensionDecision {
-  if (!suspends(event)) return { suspend: 'no', why: 'nothing in the message suspends invitations (implants only)' };
+  if (!suspends(event))
+    return {
+      suspend: 'no',
+      why: event.diagnoses.length
+        ? 'nothing in the message suspends invitations (the diagnosis is given as past history)'
+        : 'nothing in the message suspends invitations (implants only)',
+    };
   if (state.active) return { suspend: 'already' };
   const latest = latestDate(event) as IsoDate;
   if (state.lastLiftedOn && latest <= state.lastLiftedOn)

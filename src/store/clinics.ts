@@ -6,6 +6,7 @@ import { adjustmentsOn, needsAccessibleLocation, slotsNeeded } from '../pathway/
 import { recordAudit, type Actor } from './audit.js';
 import type { Db } from './database.js';
 import { ConflictError, isUniqueViolation, NotFoundError, RuleError } from './errors.js';
+import { ceasingLabel, stillInRoutineScreening } from '../pathway/ceasing.js';
 
 export interface ClinicFilter {
   from: string;
@@ -214,7 +215,11 @@ async function nextAccessionNumber(db: Db): Promise<string> {
   return 'SH' + String(rows[0]?.n ?? 0).padStart(8, '0');
 }
 
-async function bookWithin(tx: Db, request: BookingRequest, actor: Actor, today: string): Promise<string> {
+/**
+ * Books inside the caller's transaction (the clinic row is locked, the slots checked): the one booking path, for
+ * staff, invitation batches and self-booking alike. A RuleError is raised before anything is written.
+ */
+export async function bookWithin(tx: Db, request: BookingRequest, actor: Actor, today: string): Promise<string> {
   // Lock the clinic: bookings into one clinic take turns, so the free-slot check and the insert agree.
   const clinic = await tx
     .selectFrom('clinic as c')
@@ -243,10 +248,10 @@ async function bookWithin(tx: Db, request: BookingRequest, actor: Actor, today: 
     .executeTakeFirst();
   if (!participant) throw new NotFoundError('That participant does not exist');
   if (participant.date_of_death) throw new RuleError('participantId', 'This participant has died and cannot be booked');
-  if (participant.ceased_reason) {
+  if (participant.ceased_reason && !stillInRoutineScreening(participant.ceased_reason)) {
     throw new RuleError(
       'participantId',
-      `This participant is ceased from screening (${participant.ceased_reason}) and cannot be booked`,
+      `This participant is ceased from screening (${ceasingLabel(participant.ceased_reason)}) and cannot be booked`,
     );
   }
   const live = await tx

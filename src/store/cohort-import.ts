@@ -4,11 +4,14 @@
  * every format's rows are applied here, in the same way.
  *
  * The file is read as a stream and applied in batches, one transaction each. Keyed by NHS number: a new number is
- * added (its screening office is its GP practice's); a known one is amended field by field, but only where the
- * row's effective_date is not older than the date the field's current value is known from (its provenance), so a
- * row that arrives out of order changes nothing it should not. Each changed field gets a participant_change row
+ * added (its screening office is its GP practice's); a known one is amended field by field as the precedence rules
+ * say (docs/data-precedence.md, src/pathway/source-precedence.ts): in the main, only where the row's effective_date is
+ * not older than the date the field's current value is known from (its provenance), so a row that arrives out of
+ * order changes nothing it should not; a row that disagrees with details given in person after it is kept apart
+ * as a data conflict for staff (src/store/data-conflicts.ts). Each changed field gets a participant_change row
  * (source 'bs_select', source_date = effective_date) and new provenance; a GP change to another office's practice
- * moves bso_code with it. The same row twice changes nothing the second time.
+ * moves bso_code with it, and her open episode and a participant_move row for both offices (src/store/movers.ts,
+ * once a batch). The same row twice changes nothing the second time.
  *
  * A row the parser or the GP practice list refuses is reported and skipped. If the database refuses a batch, the
  * batch is rolled back and applied again a row at a time, so only the row it refuses is lost (and reported).
@@ -24,9 +27,12 @@ import {
 } from '../cohort/cohort-csv.js';
 import { CohortFhirParser } from '../cohort/cohort-fhir.js';
 import type { IsoDate } from '../pathway/dates.js';
+import { decideDetail, detailKnown, DETAILS, type Detail } from '../pathway/source-precedence.js';
 import { recordAudit, type Actor } from './audit.js';
 import type { Db } from './database.js';
+import { detailConflict, raiseConflicts, type NewConflict } from './data-conflicts.js';
 import { planFieldChanges } from './field-changes.js';
+import { recordMoves, type MoveRequest } from './movers.js';
 import type { FieldProvenance, Tables } from './tables.js';
 
 export const COHORT_BATCH_ROWS = 1000;
@@ -57,6 +63,13 @@ const FEED_FIELDS = {
 } as const;
 type FeedField = keyof typeof FEED_FIELDS;
 const FIELD_NAMES = Object.keys(FEED_FIELDS) as FeedField[];
+/** The details the feed gives (src/pathway/source-precedence.ts): each is decided whole. */
+const FEED_DETAILS = (Object.keys(DETAILS) as Detail[])
+  .filter((d) => DETAILS[d].fields.every((f) => f in FEED_FIELDS))
+  .sort(
+    (a, b) =>
+      FIELD_NAMES.indexOf(DETAILS[a].fields[0] as FeedField) - FIELD_NAMES.indexOf(DETAILS[b].fields[0] as FeedField),
+  );
 type RecordField = FeedField | 'bso_code';
 
 const REASONS: Partial<Record<RecordField, string>> = {
@@ -118,6 +131,14 @@ export interface CohortImportSummary {
   olderThanRecord: number;
   /** Fields left alone because the record's value is known from a later date (also in amended rows). */
   fieldsOlderThanRecord: number;
+  /**
+   * Details put in the data conflict queue (or brought up to date there) because the row disagrees with a value the
+   * record holds from another source (src/store/data-conflicts.ts): the record keeps its value until staff decide.
+   * A row that changed nothing else is counted in olderThanRecord.
+   */
+  conflicts: number;
+  /** Rows that moved a person to another screening office (her GP practice is in its area): src/store/movers.ts. */
+  moved: number;
   rejected: number;
   rejections: CohortRejection[];
   bytesRead: number;
@@ -131,7 +152,8 @@ interface Item {
 }
 
 /** A row that differs only in older fields is { changed: 0, older: n }. */
-type RowOutcome = 'added' | 'unchanged' | 'refused' | { changed: number; older: number };
+type RowOutcome =
+  'added' | 'unchanged' | 'refused' | { changed: number; older: number; moved?: boolean; conflicts?: number };
 
 interface Current {
   id: string;
@@ -163,6 +185,8 @@ export async function importCohort(
     unchanged: 0,
     olderThanRecord: 0,
     fieldsOlderThanRecord: 0,
+    conflicts: 0,
+    moved: 0,
     rejected: 0,
     rejections: [],
     bytesRead: 0,
@@ -189,8 +213,10 @@ export async function importCohort(
     let outcomes: RowOutcome[];
     try {
       outcomes = await db.transaction().execute((tx) => applyRows(tx, rows, practices, options.actor));
-    } catch {
-      // Something in the batch was refused: apply it again row by row so the others are kept.
+    } catch (error) {
+      // A lost connection or a full disk stops the import (the batch was rolled back whole). Something in the batch
+      // was refused: apply it again row by row so the others are kept.
+      if (!refusesRow(error)) throw error;
       outcomes = [];
       for (const item of rows) {
         try {
@@ -216,6 +242,8 @@ export async function importCohort(
         else summary.olderThanRecord++;
         summary.fieldsChanged += outcome.changed;
         summary.fieldsOlderThanRecord += outcome.older;
+        summary.conflicts += outcome.conflicts ?? 0;
+        if (outcome.moved) summary.moved++;
       }
     }
   };
@@ -324,6 +352,8 @@ async function applyRows(
   const at = new Date().toISOString();
   const history: Insertable<Tables['participant_change']>[] = [];
   const outcomes: RowOutcome[] = [];
+  const raised: NewConflict[] = [];
+  const moves: MoveRequest[] = [];
   for (const { row } of rows) {
     const bso = practices.get(row.gpPracticeCode);
     if (!bso) throw new Error(`gp_practice_code ${row.gpPracticeCode} is not a known GP practice`);
@@ -346,15 +376,38 @@ async function applyRows(
     }
     const changes: Partial<Record<RecordField, string | null>> = {};
     let older = 0;
-    for (const field of FIELD_NAMES) {
-      const value = FEED_FIELDS[field](row);
-      if (value === current.values[field]) continue;
-      const knownOn = current.provenance[field]?.on;
-      if (knownOn !== undefined && knownOn > row.effectiveDate) {
-        older++;
-        continue;
+    let conflicts = 0;
+    // Field by field as the precedence rules say (docs/data-precedence.md); a conflict holds the whole detail (all
+    // four address lines) for staff, and nothing of it is applied.
+    for (const detail of FEED_DETAILS) {
+      const fields = DETAILS[detail].fields as readonly FeedField[];
+      let applying: FeedField[] | undefined;
+      let conflict: string | undefined;
+      for (const field of fields) {
+        const value = FEED_FIELDS[field](row);
+        if (value === current.values[field]) continue;
+        const decision = decideDetail(
+          detail,
+          { value: current.values[field], known: current.provenance[field] },
+          { value, source: 'bs_select', on: row.effectiveDate },
+        );
+        if (decision.action === 'apply') (applying ??= []).push(field);
+        else if (decision.action === 'keep') older++;
+        else conflict ??= decision.why;
       }
-      changes[field] = value;
+      if (conflict !== undefined) {
+        conflicts++;
+        const offered = Object.fromEntries(fields.map((f) => [f, FEED_FIELDS[f](row)]));
+        raised.push(
+          detailConflict(
+            current.id,
+            detail,
+            { values: current.values, known: detailKnown(detail, current.provenance) },
+            { values: offered, source: 'bs_select', on: row.effectiveDate },
+            conflict,
+          ),
+        );
+      } else if (applying) for (const field of applying) changes[field] = FEED_FIELDS[field](row);
     }
     // Responsibility follows the GP: a move to another office's practice moves the person to that office.
     if (changes.gp_practice_code !== undefined && bso !== current.values.bso_code) changes.bso_code = bso;
@@ -370,17 +423,30 @@ async function applyRows(
       at,
     });
     if (plan.changed.length === 0) {
-      outcomes.push(older > 0 ? { changed: 0, older } : 'unchanged');
+      outcomes.push(older > 0 || conflicts > 0 ? { changed: 0, older, conflicts } : 'unchanged');
       continue;
     }
     history.push(...plan.history);
+    const moved = plan.changed.includes('bso_code');
+    if (moved)
+      moves.push({
+        participantId: current.id,
+        fromOffice: current.values.bso_code as string,
+        toOffice: bso,
+        gpPracticeFrom: current.values.gp_practice_code,
+        gpPracticeTo: row.gpPracticeCode,
+        effectiveDate: row.effectiveDate,
+        source: 'bs_select',
+      });
     Object.assign(current.values, changes);
     current.provenance = plan.provenance;
     current.version++;
     for (const field of plan.changed) current.dirty.add(field as RecordField);
-    outcomes.push({ changed: plan.changed.length, older });
+    outcomes.push({ changed: plan.changed.length, older, conflicts, ...(moved ? { moved } : {}) });
   }
 
+  // Disagreements staff must decide go to the data conflict queue, one statement a batch.
+  await raiseConflicts(tx, raised);
   // Each statement takes the whole batch as one JSON parameter (jsonb_to_recordset): far quicker than thousands of
   // bound parameters, and no limit on their number.
   const added = [...records.entries()].filter(([, r]) => r.isNew).map(([nhsNumber, r]) => asRecordRow(nhsNumber, r));
@@ -410,5 +476,7 @@ async function applyRows(
       from jsonb_to_recordset(${JSON.stringify(history)}::jsonb) as x(participant_id uuid, field text,
         old_value text, new_value text, source text, source_date date, reason text, changed_by uuid)`.execute(tx);
   }
+  // Her open episode moves with her, and both offices see the move (src/store/movers.ts): one call a batch.
+  await recordMoves(tx, moves, actor.userId);
   return outcomes;
 }

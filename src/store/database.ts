@@ -46,11 +46,14 @@ export async function openDatabase(target: DatabaseTarget): Promise<Database> {
       },
     };
     const pool = new pg.Pool({ connectionString: target.url, types, max: 10 });
-    // An idle connection can be cut by the server (restart, failover, a dropped database): the pool replaces it on
-    // next use. Without this listener the 'error' event would end the process.
-    pool.on('error', (error: Error & { code?: string }) => {
+    // A connection can be cut by the server (restart, failover, a dropped database, pg_terminate_backend). An idle
+    // one the pool replaces on next use; one in use fails its query, and its caller gets the error. Without these
+    // listeners the client's 'error' event would end the process.
+    const lost = (error: Error & { code?: string }) => {
       console.error(`PostgreSQL connection lost (${error.code ?? 'no code'}): ${error.message}; it will be replaced`);
-    });
+    };
+    pool.on('error', lost);
+    pool.on('connect', (client) => client.on('error', lost));
     const db = new Kysely<Tables>({ dialect: new PostgresDialect({ pool }) });
     return {
       db,

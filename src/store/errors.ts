@@ -21,6 +21,13 @@ export class RuleError extends Error {
   }
 }
 
+/** The pathway rules refused a form's change: every problem at once, each in words staff can act on. */
+export class RulesRefusedError extends RuleError {
+  constructor(readonly problems: string[]) {
+    super('form', problems.join('. '));
+  }
+}
+
 /** PostgreSQL's unique_violation, seen the same way on PGlite and on a server. */
 export function isUniqueViolation(error: unknown): boolean {
   return typeof error === 'object' && error !== null && (error as { code?: unknown }).code === '23505';

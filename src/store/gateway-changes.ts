@@ -12,6 +12,7 @@ import { recordAudit, type Actor } from './audit.js';
 import { changeStatusWithin } from './clinics.js';
 import type { Db } from './database.js';
 import { ConflictError, NotFoundError, RuleError, isUniqueViolation } from './errors.js';
+import { listDataConflicts, resolveDataConflict } from './data-conflicts.js';
 import { gatewayActor, type EnrolledGateway } from './gateways.js';
 import { correctDemographicsWithin } from './participants.js';
 
@@ -215,6 +216,11 @@ export async function applyGatewayChange(
             summary: result.conflict.summary,
             trailer: JSON.stringify(result.conflict.trailer),
             hub: JSON.stringify(result.conflict.hub),
+            // The general pair every kind of conflict has (src/store/data-conflicts.ts).
+            current_value: JSON.stringify(result.conflict.hub),
+            incoming_value: JSON.stringify(result.conflict.trailer),
+            incoming_source: 'gateway',
+            incoming_on: today,
           })
           .execute();
       }
@@ -269,44 +275,14 @@ async function recordRefusal(
   return { id: change.id, outcome: 'rejected', message };
 }
 
+/** Trailer conflicts (the queue of every kind is listDataConflicts in ./data-conflicts.ts). */
 export async function listConflicts(db: Db, status: 'open' | 'resolved') {
-  return db
-    .selectFrom('data_conflict as d')
-    .innerJoin('gateway_change as g', 'g.id', 'd.gateway_change_id')
-    .innerJoin('gateway as w', 'w.id', 'g.gateway_id')
-    .innerJoin('participant as p', 'p.id', 'd.participant_id')
-    .leftJoin('app_user as u', 'u.id', 'd.resolved_by')
-    .select([
-      'd.id',
-      'd.summary',
-      'd.trailer',
-      'd.hub',
-      'd.raised_at',
-      'd.status',
-      'd.resolution',
-      'd.resolved_at',
-      'd.version',
-      'd.appointment_id',
-      'g.kind',
-      'g.made_by',
-      'g.made_at',
-      'w.site_id as unit_id',
-      'p.id as participant_id',
-      'p.nhs_number',
-      'p.given_name',
-      'p.family_name',
-      'u.display_name as resolved_by_name',
-    ])
-    .where('d.status', '=', status)
-    .orderBy('d.raised_at', status === 'open' ? 'asc' : 'desc')
-    .limit(200)
-    .execute();
+  return listDataConflicts(db, status, { kind: 'trailer' });
 }
 
 /**
- * Settles a data conflict: keep what the hub has, or apply what the trailer recorded. Applying a status the
- * pathway rules would not allow from the hub's status (say, screened on the trailer after the office cancelled)
- * is recorded as a status event with the conflict as its reason: the trailer saw her.
+ * Settles a trailer conflict: keep what the hub has, or apply what the trailer recorded (resolveDataConflict does
+ * it, for every kind of conflict). Without a reason, the choice itself is given as the reason.
  */
 export async function resolveConflict(
   db: Db,
@@ -315,101 +291,15 @@ export async function resolveConflict(
   resolution: 'kept_hub' | 'applied_trailer',
   actor: Actor,
   today: string,
+  reason?: string,
 ): Promise<void> {
-  await db.transaction().execute(async (tx) => {
-    const conflict = await tx
-      .selectFrom('data_conflict as d')
-      .innerJoin('gateway_change as g', 'g.id', 'd.gateway_change_id')
-      .select([
-        'd.id',
-        'd.status',
-        'd.version',
-        'd.participant_id',
-        'd.appointment_id',
-        'd.trailer',
-        'g.kind',
-        'g.made_by',
-      ])
-      .where('d.id', '=', conflictId)
-      .forUpdate()
-      .executeTakeFirst();
-    if (!conflict) throw new NotFoundError('That data conflict does not exist');
-    if (conflict.status !== 'open' || conflict.version !== expectedVersion)
-      throw new ConflictError('Someone else resolved this conflict after you opened it. Nothing was saved.');
-    if (resolution === 'applied_trailer') {
-      const trailer = conflict.trailer as Record<string, string | null>;
-      if (conflict.kind === 'demographics') {
-        const participant = await tx
-          .selectFrom('participant')
-          .select('version')
-          .where('id', '=', conflict.participant_id)
-          .executeTakeFirstOrThrow();
-        await correctDemographicsWithin(
-          tx,
-          {
-            participantId: conflict.participant_id,
-            expectedVersion: participant.version,
-            changes: trailer,
-            source: 'gateway',
-            sourceDate: today,
-            reason: `Data conflict resolved: corrected on the trailer by ${conflict.made_by}`,
-          },
-          actor,
-        );
-      } else if (conflict.appointment_id) {
-        await forceStatus(
-          tx,
-          conflict.appointment_id,
-          trailer.status as AppointmentStatus,
-          trailer.reason ?? null,
-          actor,
-          today,
-        );
-      }
-    }
-    await tx
-      .updateTable('data_conflict')
-      .set({
-        status: 'resolved',
-        resolution,
-        resolved_by: actor.userId,
-        resolved_at: new Date(),
-        version: conflict.version + 1,
-      })
-      .where('id', '=', conflict.id)
-      .execute();
-    await recordAudit(tx, actor, {
-      action: 'conflict.resolve',
-      entityType: 'data_conflict',
-      entityId: conflict.id,
-      participantId: conflict.participant_id,
-      detail: { resolution },
-    });
-  });
-}
-
-async function forceStatus(
-  tx: Db,
-  appointmentId: string,
-  to: AppointmentStatus,
-  reason: string | null,
-  actor: Actor,
-  today: string,
-) {
-  const { version } = await tx
-    .selectFrom('appointment')
-    .select('version')
-    .where('id', '=', appointmentId)
-    .executeTakeFirstOrThrow();
-  await changeStatusWithin(
-    tx,
+  await resolveDataConflict(
+    db,
     {
-      appointmentId,
-      expectedVersion: version,
-      to,
-      reason: `Data conflict resolved with the trailer's record${reason ? `: ${reason}` : ''}`,
-      via: 'gateway',
-      force: true,
+      conflictId,
+      expectedVersion,
+      resolution: resolution === 'applied_trailer' ? 'applied_incoming' : 'kept_current',
+      reason: reason ?? (resolution === 'applied_trailer' ? "The trailer's record stands" : "The hub's record stands"),
     },
     actor,
     today,

@@ -1,9 +1,11 @@
 import { sql } from 'kysely';
+import { isMove } from '../pathway/movers.js';
 import type { Source } from '../pathway/record-items.js';
 import { recordAudit, type Actor } from './audit.js';
 import type { Db } from './database.js';
 import { ConflictError, NotFoundError } from './errors.js';
 import { planFieldChanges } from './field-changes.js';
+import { officeOfPractice, recordStaffMove } from './movers.js';
 
 export type SearchQuery =
   | { by: 'nhsNumber'; nhsNumber: string }
@@ -114,16 +116,27 @@ export async function correctDemographicsWithin(
       `This record was changed${who} after you opened it. Your changes have not been saved: check the record and make them again.`,
     );
   }
+  // Responsibility follows the GP practice (src/pathway/movers.ts): a practice in another office's area moves her there.
+  const newPractice = correction.changes.gp_practice_code;
+  const toOffice =
+    newPractice && newPractice !== current.gp_practice_code ? await officeOfPractice(tx, newPractice) : null;
+  const moves = isMove(current.bso_code, toOffice);
+  const changes: Record<string, string | null | undefined> = moves
+    ? { ...correction.changes, bso_code: toOffice }
+    : correction.changes;
   const { changed, provenance, history } = planFieldChanges({
     participantId: current.id,
-    current: Object.fromEntries(
-      (Object.keys(DEMOGRAPHIC_FIELDS) as DemographicField[]).map((field) => [field, current[field]]),
-    ),
+    current: {
+      ...Object.fromEntries(
+        (Object.keys(DEMOGRAPHIC_FIELDS) as DemographicField[]).map((field) => [field, current[field]]),
+      ),
+      bso_code: current.bso_code,
+    },
     provenance: current.provenance,
-    changes: correction.changes,
+    changes: changes as Record<string, string | null>,
     source: correction.source,
     sourceDate: correction.sourceDate,
-    reason: () => correction.reason,
+    reason: (field) => (field === 'bso_code' ? 'Responsibility follows the GP practice' : correction.reason),
     changedBy: actor.userId,
     at: new Date().toISOString(),
   });
@@ -132,7 +145,7 @@ export async function correctDemographicsWithin(
   await tx
     .updateTable('participant')
     .set({
-      ...Object.fromEntries(changed.map((field) => [field, correction.changes[field as DemographicField] ?? null])),
+      ...Object.fromEntries(changed.map((field) => [field, changes[field] ?? null])),
       provenance: JSON.stringify(provenance),
       version: current.version + 1,
       updated_at: new Date(),
@@ -146,5 +159,18 @@ export async function correctDemographicsWithin(
     participantId: current.id,
     detail: { fields: changed, source: correction.source },
   });
+  if (moves && changed.includes('bso_code'))
+    await recordStaffMove(
+      tx,
+      {
+        participantId: current.id,
+        fromOffice: current.bso_code,
+        toOffice,
+        gpPracticeFrom: current.gp_practice_code,
+        gpPracticeTo: newPractice!,
+        effectiveDate: correction.sourceDate,
+      },
+      actor,
+    );
   return changed;
 }

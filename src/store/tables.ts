@@ -1,5 +1,7 @@
 import type { ColumnType, Generated } from 'kysely';
 import type { AppointmentStatus } from '../pathway/appointment-status.js';
+import type { LetterFormat } from '../pathway/invitation-letters.js';
+import type { EpisodeOutcome, MoveSource } from '../pathway/movers.js';
 import type { ItemCategory, Side, Source } from '../pathway/record-items.js';
 import type { Role } from '../pathway/staff-roles.js';
 import type { TransferPriority } from '../pathway/transfer-priority.js';
@@ -14,7 +16,16 @@ export interface FieldProvenance {
   source: Source;
   on: string;
   at: string;
+  /** A value from another source that staff decided against when they kept this one (src/store/data-conflicts.ts). */
+  declined?: { value: string | null; source: Source; on: string };
 }
+
+export type DataConflictKind = 'trailer' | 'field' | 'record_item';
+export type ConflictResolution = 'kept_current' | 'applied_incoming';
+
+/** How the FHIR symptomatic endpoint answered a resource (migration 0010). */
+export type FhirSymptomaticOutcome =
+  'applied' | 'no_action' | 'review' | 'duplicate' | 'superseded' | 'rejected' | 'unprocessable' | 'error';
 
 export interface Tables {
   screening_office: { code: string; name: string };
@@ -67,6 +78,10 @@ export interface Tables {
     ceased_reason: string | null;
     ceased_on: string | null;
     very_high_risk: Generated<boolean>;
+    /** Very high risk surveillance (migration 0006): risk group code (VHR_RISK_GROUPS), joined on, radiotherapy on. */
+    vhr_risk_group: ColumnType<string | null, string | null | undefined, string | null>;
+    vhr_since: ColumnType<string | null, string | null | undefined, string | null>;
+    vhr_radiotherapy_on: ColumnType<string | null, string | null | undefined, string | null>;
     provenance: Json<Record<string, FieldProvenance>>;
     version: Generated<number>;
     created_at: CreatedAt;
@@ -200,19 +215,49 @@ export interface Tables {
   };
   data_conflict: {
     id: Generated<string>;
-    gateway_change_id: string;
+    kind: Generated<DataConflictKind>;
+    gateway_change_id: string | null;
     participant_id: string;
     appointment_id: string | null;
+    /** The participant detail (kind 'field') or record item kind (kind 'record_item'). */
+    subject: string | null;
     summary: string;
-    trailer: Json<Record<string, unknown>>;
-    hub: Json<Record<string, unknown>>;
+    trailer: ColumnType<Record<string, unknown> | null, string | null | undefined, string | null>;
+    hub: ColumnType<Record<string, unknown> | null, string | null | undefined, string | null>;
+    current_value: ColumnType<unknown, string | null | undefined, string | null>;
+    current_source: Source | null;
+    current_on: string | null;
+    incoming_value: ColumnType<unknown, string | null | undefined, string | null>;
+    incoming_source: Source | null;
+    incoming_on: string | null;
+    precedence: Generated<string>;
     raised_at: CreatedAt;
+    updated_at: ColumnType<Date, Date | string | undefined, Date | string>;
     status: Generated<'open' | 'resolved'>;
-    resolution: 'kept_hub' | 'applied_trailer' | null;
+    resolution: ConflictResolution | null;
+    resolution_reason: string | null;
     resolved_by: string | null;
     resolved_at: Date | string | null;
     version: Generated<number>;
   };
+  participant_move: {
+    id: Generated<string>;
+    seq: ColumnType<number, never, never>;
+    participant_id: string;
+    from_bso_code: string;
+    to_bso_code: string;
+    effective_date: string;
+    source: MoveSource;
+    gp_practice_from: string | null;
+    gp_practice_to: string;
+    episode_id: string | null;
+    episode_outcome: EpisodeOutcome | null;
+    /** Appointment ids. */
+    appointments_at_old_office: ColumnType<string[], string | undefined, never>;
+    recorded_at: CreatedAt;
+    recorded_by: string | null;
+  };
+  participant_move_seen: { move_id: string; bso_code: string; seen_at: CreatedAt; seen_by: string };
   transfer_key: { id: number; private_key: Buffer; public_key: Buffer; created_at: CreatedAt };
   transfer_upload: {
     id: string;
@@ -262,6 +307,21 @@ export interface Tables {
     lifted_by_name: string | null;
     lift_reason: string | null;
   };
+  ceasing_event: {
+    id: Generated<string>;
+    participant_id: string;
+    kind: 'cease' | 'reinstate';
+    ceasing_reason: string;
+    ceased_on: string;
+    evidence: string | null;
+    reinstates_id: string | null;
+    reinstated_on: string | null;
+    decided_by: string | null;
+    reinstatement_reason: string | null;
+    recorded_at: CreatedAt;
+    recorded_by: string | null;
+    recorded_by_name: string;
+  };
   hl7_message: {
     id: Generated<number>;
     received_at: CreatedAt;
@@ -278,5 +338,61 @@ export interface Tables {
     reason: Generated<string>;
     participant_id: string | null;
     suspension_id: string | null;
+  };
+  fhir_symptomatic_message: {
+    id: Generated<number>;
+    received_at: CreatedAt;
+    request_id: string;
+    entry_index: number | null;
+    peer: string | null;
+    username: string | null;
+    resource_type: string | null;
+    resource_key: string | null;
+    version_id: string | null;
+    last_updated: Date | string | null;
+    sha256: string;
+    size_bytes: number;
+    http_status: number;
+    outcome: FhirSymptomaticOutcome;
+    reason: Generated<string>;
+    participant_id: string | null;
+    suspension_id: string | null;
+  };
+  invitation_batch: {
+    id: Generated<string>;
+    bso_code: string;
+    criterion_kind: 'gp_practice' | 'outcode' | 'birth_month';
+    criterion_value: string;
+    batch_date: string;
+    horizon_date: string;
+    request_key: string;
+    created_by: string | null;
+    created_by_name: string;
+    created_at: CreatedAt;
+    sent_at: Date | string | null;
+    offered_count: Generated<number>;
+    no_clinic_count: Generated<number>;
+    excluded_count: Generated<number>;
+    letters_issued_at: Date | string | null;
+  };
+  invitation: {
+    id: Generated<string>;
+    batch_id: string;
+    participant_id: string;
+    episode_id: string | null;
+    episode_type: 'C' | 'R' | null;
+    status: 'offered' | 'confirmed' | 'cancelled' | 'contact_requested' | 'no_suitable_clinic';
+    appointment_id: string | null;
+    no_clinic_reason: string | null;
+    letter_format: LetterFormat;
+    letter_language: string | null;
+    interpreter: Generated<boolean>;
+    code_hash: string | null;
+    code_issued_at: Date | string | null;
+    failed_attempts: Generated<number>;
+    locked_until: Date | string | null;
+    contact_note: string | null;
+    created_at: CreatedAt;
+    updated_at: ColumnType<Date, Date | string | undefined, Date | string>;
   };
 }

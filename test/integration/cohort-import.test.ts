@@ -4,33 +4,26 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { COHORT_HEADER, cohortCsvLine, type CohortRow } from '../../src/cohort/cohort-csv.js';
+import { cohortCsvLine, type CohortRow } from '../../src/cohort/cohort-csv.js';
 import { cohortBundle, cohortNdjsonLine } from '../../src/cohort/cohort-fhir.js';
 import { openDatabase } from '../../src/store/database.js';
 import { migrate } from '../../src/store/migrate.js';
 import { importCohort, type CohortImportOptions, type CohortImportSummary } from '../../src/store/cohort-import.js';
 import { correctDemographics } from '../../src/store/participants.js';
 import { packageRoot } from '../../src/paths.js';
+import { cohortCsv as csv, cohortRow } from '../support/cohort-rows.js';
 import { BACKENDS, freshDatabase } from '../support/database.js';
 import { nextNhsNumber, smallOffice, TODAY, type Office } from '../support/fixtures.js';
 
-const row = (overrides: Partial<CohortRow> = {}): CohortRow => ({
-  nhsNumber: nextNhsNumber(),
-  familyName: 'Cohortwoman',
-  givenName: 'Ada',
-  dateOfBirth: '1970-03-04',
-  dateOfDeath: null,
-  sex: 'female',
-  addressLine1: '3 Feed Street',
-  addressLine2: null,
-  town: 'Leeds',
-  postcode: 'LS6 2AB',
-  gpPracticeCode: 'Y00001',
-  effectiveDate: '2026-01-05',
-  ...overrides,
-});
-const csv = (...rows: (CohortRow | string)[]) =>
-  COHORT_HEADER + rows.map((r) => (typeof r === 'string' ? r : cohortCsvLine(r))).join('');
+const row = (overrides: Partial<CohortRow> = {}): CohortRow =>
+  cohortRow({
+    familyName: 'Cohortwoman',
+    givenName: 'Ada',
+    dateOfBirth: '1970-03-04',
+    addressLine1: '3 Feed Street',
+    effectiveDate: '2026-01-05',
+    ...overrides,
+  });
 const ndjson = (...rows: CohortRow[]) => rows.map(cohortNdjsonLine).join('');
 
 describe.each(BACKENDS)('cohort import on %s', (backend) => {
@@ -387,6 +380,8 @@ describe('screening-hub import-cohort', () => {
     const second = await cli(file, '--pglite', dataDir);
     expect(second.stdout).toMatch(/added\s+0\b/);
     expect(second.stdout).toMatch(/unchanged\s+2\b/);
+    expect(second.stdout).toMatch(/moved office\s+0\b/);
+    expect(second.stdout).toMatch(/data conflicts\s+0\b/);
     expect(second.stdout).toMatch(/line 3 \(\d{10}\): postcode "nowhere" is not a UK postcode/);
 
     const check = await openDatabase({ kind: 'pglite', dataDir });
@@ -421,6 +416,8 @@ describe('screening-hub import-cohort', () => {
     const second = await cli(ndjsonFile, '--pglite', dataDir);
     expect(second.stdout).toMatch(/Read 3 rows/);
     expect(second.stdout).toMatch(/unchanged\s+2\b/);
+    expect(second.stdout).toMatch(/moved office\s+0\b/);
+    expect(second.stdout).toMatch(/data conflicts\s+0\b/);
     expect(second.stdout).toMatch(/line 3: identifier: there is no NHS number/);
   });
 

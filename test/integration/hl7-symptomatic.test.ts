@@ -330,6 +330,82 @@ describe.each(BACKENDS)('HL7 symptomatic link over MLLP on %s', (backend) => {
     expect(await suspensionHistory(db(), person.id)).toHaveLength(2);
   });
 
+  it('answers AR for a sending facility not on the allow-list, logged, nothing applied', async () => {
+    const guarded = await startHl7Listener({
+      database,
+      port: await freePort(),
+      host: '127.0.0.1',
+      allowedFacilities: ['rx1', 'RYJ'],
+      log: (level, text) => logged.push(`${level} ${text}`),
+      now: () => NOW,
+    });
+    try {
+      const person = await addParticipant(db());
+      const stranger = message(person.nhs_number, [diagnosis('20261101')], { facility: 'RZZ' });
+      const before = await Promise.all([count('record_item'), count('invitation_suspension'), count('audit_event')]);
+      const [refused] = await send(guarded.port, stranger.text);
+      expect(msa(refused)).toMatchObject({ code: 'AR', controlId: stranger.controlId, error: '103' });
+      expect(msa(refused).text).toMatch(/Sending facility "RZZ" \(MSH-4\) is not on the hub's allow-list/);
+      expect(value(firstSegment(refused!, 'ERR'), 2, 1)).toBe('MSH');
+      expect(value(firstSegment(refused!, 'ERR'), 2, 3)).toBe('4');
+      expect(await Promise.all([count('record_item'), count('invitation_suspension'), count('audit_event')])).toEqual(
+        before,
+      );
+      expect(
+        await db()
+          .selectFrom('hl7_message')
+          .select(['sending_facility', 'ack_code', 'outcome'])
+          .where('control_id', '=', stranger.controlId)
+          .execute(),
+      ).toEqual([{ sending_facility: 'RZZ', ack_code: 'AR', outcome: 'rejected' }]);
+      expect(logged.some((line) => /RZZ\/.*not on the allow-list/.test(line))).toBe(true);
+
+      // A facility on the list (any case) is taken.
+      const known = message(person.nhs_number, [diagnosis('20261101')], { facility: 'RX1' });
+      const [accepted] = await send(guarded.port, known.text);
+      expect(msa(accepted).code).toBe('AA');
+      expect(await activeSuspension(db(), person.id)).toBeDefined();
+    } finally {
+      await guarded.close();
+    }
+  });
+
+  it('drops a frame cut off by the sender closing or resetting mid-frame, and keeps serving', async () => {
+    const person = await addParticipant(db());
+    const cut = async (how: 'end' | 'reset') => {
+      const { text, controlId } = message(person.nhs_number, [diagnosis('20261101')]);
+      const frame = mllpFrame(text);
+      const socket = connect(listener.port, '127.0.0.1');
+      await new Promise<void>((resolve, reject) => socket.once('connect', resolve).once('error', reject));
+      const closed = new Promise<void>((resolve) => socket.once('close', () => resolve()));
+      socket.on('error', () => undefined);
+      await new Promise<void>((resolve) =>
+        socket.write(frame.subarray(0, Math.floor(frame.length / 2)), () => resolve()),
+      );
+      await new Promise((r) => setTimeout(r, 50));
+      if (how === 'end') socket.end();
+      else socket.resetAndDestroy();
+      await closed;
+      return controlId;
+    };
+    const marks = logged.length;
+    const ended = await cut('end');
+    const reset = await cut('reset');
+    for (let i = 0; i < 100 && logged.slice(marks).filter((l) => /unfinished frame: dropped/.test(l)).length < 2; i++)
+      await new Promise((r) => setTimeout(r, 20));
+    expect(logged.slice(marks).filter((l) => /unfinished frame: dropped, nothing applied/.test(l))).toHaveLength(2);
+    expect(
+      await db().selectFrom('hl7_message').select('id').where('control_id', 'in', [ended, reset]).execute(),
+    ).toEqual([]);
+    expect(await activeSuspension(db(), person.id)).toBeUndefined();
+
+    // The next connection is served as usual.
+    const next = message(person.nhs_number, [diagnosis('20261101')]);
+    const [ack] = await send(listener.port, next.text);
+    expect(msa(ack)).toMatchObject({ code: 'AA', controlId: next.controlId });
+    expect(await activeSuspension(db(), person.id)).toBeDefined();
+  });
+
   it('refuses to change a suspension other than by lifting it once, and keeps the message log append-only', async () => {
     await expect(db().updateTable('invitation_suspension').set({ reason: 'edited' }).execute()).rejects.toThrow(
       /only changes by being lifted/,

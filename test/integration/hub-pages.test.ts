@@ -338,9 +338,17 @@ describe('hub pages', () => {
     expect(conflicts.body).toContain('Connie FLICKER');
     expect(conflicts.body).toContain('Flick');
     const conflictId = /action="\/conflicts\/([0-9a-f-]+)"/.exec(conflicts.body)![1]!;
-    const stale = await admin.post(`/conflicts/${conflictId}`, { resolution: 'applied_trailer', version: '7' });
+    const stale = await admin.post(`/conflicts/${conflictId}`, {
+      resolution: 'applied_trailer',
+      version: '7',
+      reason: 'She spelt it for us',
+    });
     expect(stale.statusCode).toBe(409);
-    const settled = await admin.post(`/conflicts/${conflictId}`, { resolution: 'applied_trailer', version: '1' });
+    const settled = await admin.post(`/conflicts/${conflictId}`, {
+      resolution: 'applied_trailer',
+      version: '1',
+      reason: 'She spelt it for us',
+    });
     expect(settled.statusCode).toBe(303);
     const after = await database.db
       .selectFrom('participant')

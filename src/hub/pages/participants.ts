@@ -2,12 +2,16 @@ import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import { sql } from 'kysely';
 import { z } from 'zod';
 import { isFinal } from '../../pathway/appointment-status.js';
+import { ceasingLabel } from '../../pathway/ceasing.js';
 import { screeningStatus, type ScreeningFacts, type ScreeningStatus } from '../../pathway/eligibility.js';
 import { adjustmentsOn, ITEM_KINDS, type ItemCategory } from '../../pathway/record-items.js';
+import { countOpenConflicts } from '../../store/data-conflicts.js';
 import type { Db } from '../../store/database.js';
 import { loadParticipantRecord } from '../../store/participant-record.js';
 import { searchParticipants, type SearchQuery } from '../../store/participants.js';
 import { activeSuspension, liftSuspension } from '../../store/symptomatic.js';
+import { ceasingHistory, latestReinstatement } from '../../store/ceasing.js';
+import { listParticipantMoves } from '../../store/movers.js';
 import { can } from '../../pathway/staff-roles.js';
 import { actorOf, pageNeeds } from '../auth.js';
 import { dateFromParts, fieldErrors, nhsNumberField, type FieldErrors } from '../forms.js';
@@ -153,13 +157,16 @@ export async function showRecord(
   const { id } = request.params as { id: string };
   if (!z.uuid().safeParse(id).success)
     return reply.code(404).view('error.njk', { title: 'Page not found', message: 'Check the address.' });
-  const [record, images, suspension] = await Promise.all([
+  const [record, images, suspension, moves] = await Promise.all([
     loadParticipantRecord(db, { id }, actorOf(request)),
     imagesInPacs(db, id),
     activeSuspension(db, id),
+    listParticipantMoves(db, id),
   ]);
   const today = request.server.today();
   const p = record.participant;
+  const openConflicts = await countOpenConflicts(db, id);
+  const ceasings = await ceasingHistory(db, id);
   const status = statusOrProblem(
     {
       dateOfBirth: p.date_of_birth,
@@ -167,6 +174,8 @@ export async function showRecord(
       ceased: p.ceased_reason && p.ceased_on ? { reason: p.ceased_reason, on: p.ceased_on } : null,
       veryHighRisk: p.very_high_risk,
       lastScreenedOn: record.lastScreenedOn,
+      reinstated: latestReinstatement(ceasings),
+      surveillance: { riskGroup: p.vhr_risk_group, since: p.vhr_since, radiotherapyOn: p.vhr_radiotherapy_on },
     },
     today,
   );
@@ -193,7 +202,11 @@ export async function showRecord(
     images,
     liveAppointment: record.appointments.find((a) => !isFinal(a.status) && a.clinic_date >= today),
     suspension,
+    moves,
     canLift: request.user ? can(request.user.role, 'participant.edit') : false,
+    ceasings: ceasings.map((e) => ({ ...e, reasonLabel: ceasingLabel(e.ceasing_reason) })),
+    openConflicts,
+    canResolveConflicts: request.user ? can(request.user.role, 'conflict.resolve') : false,
     values: form?.values ?? {},
     errors: form?.errors ?? {},
   });
