@@ -22,6 +22,13 @@ import { registerConflictPages } from './pages/conflicts.js';
 import { registerGatewayPages } from './pages/gateways.js';
 import { registerInvitationPages } from './pages/invitations.js';
 import { registerMoversPages } from './pages/movers.js';
+import { registerReadingPages } from './pages/reading.js';
+import { registerResultPages } from './pages/results.js';
+import { registerAssessmentPages } from './pages/assessment.js';
+import { registerCommunicationPages } from './pages/communications.js';
+import { registerFailsafePages } from './pages/failsafes.js';
+import type { ArbitrationPolicy } from '../pathway/reading.js';
+import type { MeshSettings } from '../mesh/mesh-client.js';
 import { registerClinicPages } from './pages/clinics.js';
 import { registerCeasingPages } from './pages/ceasing.js';
 import { registerVeryHighRiskPages } from './pages/very-high-risk.js';
@@ -49,6 +56,12 @@ export interface HubOptions {
   transferWaitLimitMinutes?: number;
   /** Lets a scraper elsewhere read GET /metrics with "Authorization: Bearer <token>" (default: $METRICS_TOKEN). */
   metricsToken?: string;
+  /** When an exam goes to arbitration (default 'discordant': the two reads disagree). */
+  arbitration?: ArbitrationPolicy;
+  /** GP results by MESH: the hub's mailbox. Without it GP messages stay queued and the failsafes page says so. */
+  mesh?: MeshSettings;
+  /** Run the daily failsafe job (default true outside tests that pass false). */
+  failsafeJob?: boolean;
 }
 
 declare module 'fastify' {
@@ -201,6 +214,11 @@ export async function buildHub(options: HubOptions): Promise<FastifyInstance> {
   registerConflictPages(app, options.db);
   registerInvitationPages(app, options.db);
   registerMoversPages(app, options.db);
+  registerReadingPages(app, options);
+  registerResultPages(app, options);
+  registerAssessmentPages(app, options);
+  registerCommunicationPages(app, options);
+  registerFailsafePages(app, options);
   registerSelfBookingPages(app, options.db, options.secureCookies !== false);
   await registerApi(app, options.db);
   await registerFhirSymptomatic(app, options.db);

@@ -21,7 +21,12 @@ export type Permission =
   | 'gateway.manage'
   | 'conflict.resolve'
   | 'invitation.plan'
-  | 'symptomatic.feed';
+  | 'symptomatic.feed'
+  | 'reading.read'
+  | 'result.issue'
+  | 'assessment.record'
+  | 'letters.send'
+  | 'failsafe.view';
 
 const GRANTS: Record<Role, readonly Permission[]> = {
   admin: [
@@ -33,10 +38,14 @@ const GRANTS: Record<Role, readonly Permission[]> = {
     'audit.view',
     'conflict.resolve',
     'invitation.plan',
+    'result.issue',
+    'letters.send',
+    'failsafe.view',
   ],
   mammographer: ['participant.view', 'participant.edit', 'clinic.view', 'appointment.attendance'],
-  film_reader: ['participant.view', 'clinic.view'],
-  programme_manager: ['participant.view', 'clinic.view', 'invitation.plan'],
+  // Film readers (radiologists, advanced practitioners) read and arbitrate, and record assessment.
+  film_reader: ['participant.view', 'clinic.view', 'reading.read', 'assessment.record'],
+  programme_manager: ['participant.view', 'clinic.view', 'invitation.plan', 'failsafe.view'],
   // The support team looks after gateways and links, not people: no personal data.
   support: ['clinic.view', 'gateway.manage'],
   // A Trust EPR's interface engine posting FHIR to the symptomatic link: it tells the hub of diagnoses and

@@ -3,6 +3,22 @@ import type { AppointmentStatus } from '../pathway/appointment-status.js';
 import type { LetterFormat } from '../pathway/invitation-letters.js';
 import type { EpisodeOutcome, MoveSource } from '../pathway/movers.js';
 import type { ItemCategory, Side, Source } from '../pathway/record-items.js';
+import type {
+  AssessmentOutcome,
+  AssessmentProcedure,
+  BCode,
+  BreastSide,
+  ClinicPurpose,
+  CommunicationChannel,
+  CommunicationKind,
+  CommunicationRecipient,
+  CommunicationStatus,
+  ExamResult,
+  Opinion,
+  OpinionDetails,
+  PriorImages,
+  ReadNumber,
+} from '../pathway/screening-outcomes.js';
 import type { Role } from '../pathway/staff-roles.js';
 import type { TransferPriority } from '../pathway/transfer-priority.js';
 import type { OutboxReport, UploadState } from '../protocol/transfer.js';
@@ -29,7 +45,7 @@ export type FhirSymptomaticOutcome =
 
 export interface Tables {
   screening_office: { code: string; name: string };
-  gp_practice: { ods_code: string; name: string; postcode: string; bso_code: string };
+  gp_practice: { ods_code: string; name: string; postcode: string; bso_code: string; mesh_mailbox: string | null };
   site: { id: string; bso_code: string; name: string; kind: 'static' | 'mobile'; ae_title: string | null };
   location: {
     id: string;
@@ -127,6 +143,7 @@ export interface Tables {
     closed_on: string | null;
     end_code: 'SC' | 'DNA' | 'CEASED' | 'NR' | 'WITHDRAWN' | null;
     final_action: 'RR' | 'EC' | 'MT' | 'FP' | null;
+    prior_images: PriorImages | null;
   };
   clinic: {
     id: Generated<string>;
@@ -138,6 +155,7 @@ export interface Tables {
     slot_minutes: number;
     status: Generated<'open' | 'closed' | 'cancelled'>;
     created_at: CreatedAt;
+    purpose: Generated<ClinicPurpose>;
   };
   appointment: {
     id: Generated<string>;
@@ -394,5 +412,92 @@ export interface Tables {
     contact_note: string | null;
     created_at: CreatedAt;
     updated_at: ColumnType<Date, Date | string | undefined, Date | string>;
+  };
+  reading_opinion: {
+    id: Generated<string>;
+    appointment_id: string;
+    episode_id: string;
+    read_number: ReadNumber;
+    reader_id: string;
+    opinion: Opinion;
+    details: Json<OpinionDetails>;
+    comment: Generated<string>;
+    read_at: CreatedAt;
+  };
+  reading_deferral: {
+    id: Generated<string>;
+    appointment_id: string;
+    reader_id: string;
+    reason: string;
+    deferred_at: CreatedAt;
+    resolved_at: Date | string | null;
+  };
+  exam_result: {
+    appointment_id: string;
+    episode_id: string;
+    result: ExamResult;
+    next_test_due: string | null;
+    follow_up_appointment_id: string | null;
+    follow_up_problem: string | null;
+    issued_at: CreatedAt;
+    issued_by: string | null;
+  };
+  assessment_procedure: {
+    id: Generated<string>;
+    episode_id: string;
+    procedure: AssessmentProcedure;
+    side: BreastSide | null;
+    performed_on: string;
+    b_code: BCode | null;
+    notes: Generated<string>;
+    recorded_at: CreatedAt;
+    recorded_by: string | null;
+  };
+  assessment_outcome: {
+    id: Generated<string>;
+    episode_id: string;
+    outcome: AssessmentOutcome;
+    side: BreastSide | null;
+    /** numeric(5,1): pg returns a string. */
+    size_mm: ColumnType<string | null, number | string | null, number | string | null>;
+    grade: number | null;
+    early_recall_months: number | null;
+    referred_to_treatment: Generated<boolean>;
+    treatment_provider: string | null;
+    decided_on: string;
+    recorded_at: CreatedAt;
+    recorded_by: string | null;
+    replaces_id: string | null;
+    superseded_at: Date | string | null;
+  };
+  communication: {
+    id: Generated<string>;
+    participant_id: string;
+    episode_id: string | null;
+    appointment_id: string | null;
+    recipient: CommunicationRecipient;
+    kind: CommunicationKind;
+    channel: CommunicationChannel;
+    gp_practice_code: string | null;
+    format: LetterFormat | null;
+    language: string | null;
+    content: ColumnType<unknown, string | null, string | null>;
+    content_sha256: string | null;
+    status: Generated<CommunicationStatus>;
+    mesh_message_id: string | null;
+    attempts: Generated<number>;
+    next_attempt_at: Date | string | null;
+    last_error: string | null;
+    created_at: CreatedAt;
+    sent_at: Date | string | null;
+    delivered_at: Date | string | null;
+    acknowledged_at: Date | string | null;
+  };
+  failsafe_run: {
+    id: Generated<string>;
+    bso_code: string;
+    ran_at: CreatedAt;
+    as_of: string;
+    counts: Json<Record<string, unknown>>;
   };
 }
