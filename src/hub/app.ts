@@ -27,6 +27,7 @@ import { registerResultPages } from './pages/results.js';
 import { registerAssessmentPages } from './pages/assessment.js';
 import { registerCommunicationPages } from './pages/communications.js';
 import { registerFailsafePages } from './pages/failsafes.js';
+import { registerGpMessagePages } from './pages/gp-messages.js';
 import type { ArbitrationPolicy } from '../pathway/reading.js';
 import type { MeshSettings } from '../mesh/mesh-client.js';
 import { registerClinicPages } from './pages/clinics.js';
@@ -218,6 +219,7 @@ export async function buildHub(options: HubOptions): Promise<FastifyInstance> {
   registerResultPages(app, options);
   registerAssessmentPages(app, options);
   registerCommunicationPages(app, options);
+  registerGpMessagePages(app, options);
   registerFailsafePages(app, options);
   registerSelfBookingPages(app, options.db, options.secureCookies !== false);
   await registerApi(app, options.db);
