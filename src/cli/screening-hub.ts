@@ -76,6 +76,8 @@ const DEMO_USERS: { username: string; displayName: string; role: Role }[] = [
   { username: 'admin', displayName: 'Alex Admin', role: 'admin' },
   { username: 'mammographer', displayName: 'Morgan Mammographer', role: 'mammographer' },
   { username: 'reader', displayName: 'Riley Reader', role: 'film_reader' },
+  { username: 'reader2', displayName: 'Robin Reader', role: 'film_reader' },
+  { username: 'reader3', displayName: 'Quinn Reader', role: 'film_reader' },
   { username: 'manager', displayName: 'Pat Manager', role: 'programme_manager' },
   { username: 'support', displayName: 'Sam Support', role: 'support' },
 ];
@@ -102,13 +104,24 @@ async function seedIfEmpty(database: Database, participants: number, seed: numbe
     return;
   }
   const started = Date.now();
+  // The staff first (a load that stopped part-way left them): the demo's reads are by its film readers.
+  const readerIds: string[] = [];
+  for (const user of DEMO_USERS) {
+    const existing = await database.db
+      .selectFrom('app_user')
+      .select('id')
+      .where('username', '=', user.username)
+      .executeTakeFirst();
+    const id = existing?.id ?? (await createUser(database.db, { ...user, password: DEMO_PASSWORD })).id;
+    if (user.role === 'film_reader') readerIds.push(id);
+  }
   const summary = await loadDemoOffice(database.db, {
     seed,
     participants,
     today: isoDateInLondon(new Date()),
+    readerIds,
     onProgress: progressReporter(),
   });
-  for (const user of DEMO_USERS) await createUser(database.db, { ...user, password: DEMO_PASSWORD });
   console.error(
     `Loaded a synthetic screening office in ${((Date.now() - started) / 1000).toFixed(1)} s: ${summary.participants} participants, ${summary.practices} GP practices, ${summary.clinics} clinics, ${summary.appointments} appointments.`,
   );

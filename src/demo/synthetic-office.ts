@@ -32,6 +32,7 @@ import {
   type Source,
 } from '../pathway/record-items.js';
 import type { Db } from '../store/database.js';
+import { planAssessment, planExam, type AssessmentPlan, type ExamPlan } from './demo-reading.js';
 import type { FieldProvenance, Tables } from '../store/tables.js';
 
 export interface DemoOptions {
@@ -39,6 +40,11 @@ export interface DemoOptions {
   participants: number;
   /** 'YYYY-MM-DD': clinics run from 4 weeks before to 4 weeks after, ages and history are relative to it. */
   today: string;
+  /**
+   * The film readers' user ids (at least 3): with them, screened exams get their reads, results and assessments
+   * (demo-reading.ts); without, they wait unread with their images at the PACS.
+   */
+  readerIds?: readonly string[];
   onProgress?: (done: number, total: number, stage: string) => void;
 }
 
@@ -59,6 +65,9 @@ const BATCH_ROWS = 1000;
 const CLINIC_STARTS = '08:30';
 const CLINIC_ENDS = '16:30';
 const SLOT_MINUTES = 10;
+const ASSESSMENT_STARTS = '09:00';
+const ASSESSMENT_ENDS = '12:20';
+const ASSESSMENT_SLOT_MINUTES = 20;
 /** Share of the eligible women who get an appointment at most, so some are left for booking in the demo. */
 const MAX_BOOKED_SHARE = 0.7;
 
@@ -497,6 +506,9 @@ class BatchWriter<T extends keyof Tables> {
 interface Clinic {
   id: string;
   date: IsoDate;
+  /** Screening clinics start at CLINIC_STARTS with SLOT_MINUTES slots; assessment clinics say otherwise. */
+  startsAt?: string;
+  slotMinutes?: number;
   siteId: string;
   locationId: string;
   accessible: boolean;
@@ -575,6 +587,7 @@ export async function loadDemoOffice(db: Db, options: DemoOptions): Promise<Demo
         name: `${faker.location.street()} ${rng.pick(PRACTICE_SUFFIXES)}`,
         postcode: postcode(rng, outcode),
         bso_code: DEMO_OFFICE.code,
+        mesh_mailbox: `${code}OT001`,
       });
     }
     await tx.insertInto('gp_practice').values(practiceRows).execute();
@@ -817,6 +830,28 @@ export async function loadDemoOffice(db: Db, options: DemoOptions): Promise<Demo
         });
       }
     }
+    // Assessment clinics: Tuesday and Thursday mornings at the hospital breast unit.
+    const assessmentClinics: Clinic[] = [];
+    const assessmentSite = SITES[0]!;
+    const assessmentLocation = STATIC_LOCATIONS[0]!;
+    for (let d = 0; d < 56; d++) {
+      const date = addDays(firstDay, d);
+      if (dayOfWeek(date) !== 2 && dayOfWeek(date) !== 4) continue;
+      assessmentClinics.push({
+        id: rng.uuid(),
+        date,
+        siteId: assessmentSite.id,
+        locationId: assessmentLocation.id,
+        accessible: assessmentLocation.accessible,
+        startsAt: ASSESSMENT_STARTS,
+        slotMinutes: ASSESSMENT_SLOT_MINUTES,
+        slots: slotCount({
+          startsAt: ASSESSMENT_STARTS,
+          endsAt: ASSESSMENT_ENDS,
+          slotMinutes: ASSESSMENT_SLOT_MINUTES,
+        }),
+      });
+    }
     progress(0, clinics.length, 'clinics');
     const clinicWriter = new BatchWriter(tx, 'clinic');
     for (const c of clinics) {
@@ -830,6 +865,21 @@ export async function loadDemoOffice(db: Db, options: DemoOptions): Promise<Demo
         slot_minutes: SLOT_MINUTES,
         status: 'open',
         created_at: at(addDays(firstDay, -56), 9 * 60),
+        purpose: 'screening',
+      });
+    }
+    for (const c of assessmentClinics) {
+      await clinicWriter.add({
+        id: c.id,
+        site_id: c.siteId,
+        location_id: c.locationId,
+        clinic_date: c.date,
+        starts_at: ASSESSMENT_STARTS,
+        ends_at: ASSESSMENT_ENDS,
+        slot_minutes: ASSESSMENT_SLOT_MINUTES,
+        status: 'open',
+        created_at: at(addDays(firstDay, -56), 9 * 60),
+        purpose: 'assessment',
       });
     }
     await clinicWriter.flush();
@@ -943,6 +993,72 @@ export async function loadDemoOffice(db: Db, options: DemoOptions): Promise<Demo
     });
     progress(clinics.length, clinics.length, 'bookings');
 
+    // --- Reading: images, reads, results; technical recalls and assessment booked as follow-ups ------------------
+    const readers = options.readerIds ?? [];
+    const plans = new Map<Booking, ExamPlan>();
+    const assessments = new Map<Booking, { followUp: Booking | null; plan: AssessmentPlan | null }>();
+    const followUps: Booking[] = [];
+    const followUpOf = new Map<Booking, Booking>();
+    if (readers.length >= 3) {
+      const taken = new Map<string, Set<number>>();
+      for (const b of bookings) {
+        if (b.status === 'cancelled') continue;
+        const set = taken.get(b.clinic.id) ?? new Set<number>();
+        for (let s = 0; s < b.slotCount; s++) set.add(b.slotIndex + s);
+        taken.set(b.clinic.id, set);
+      }
+      /** Books her into the first of `candidates` with room, as the hub's booking would. */
+      const bookFollowUp = (exam: Booking, candidates: readonly Clinic[]): Booking | null => {
+        for (const clinic of candidates) {
+          const set = taken.get(clinic.id) ?? new Set<number>();
+          for (let slot = 0; slot + exam.slotCount <= clinic.slots; slot++) {
+            if (Array.from({ length: exam.slotCount }, (_, k) => set.has(slot + k)).some(Boolean)) continue;
+            for (let k = 0; k < exam.slotCount; k++) set.add(slot + k);
+            taken.set(clinic.id, set);
+            const followUp: Booking = {
+              id: rng.uuid(),
+              clinic,
+              person: exam.person,
+              slotIndex: slot,
+              slotCount: exam.slotCount,
+              status: clinic.date < today ? 'screened' : 'scheduled',
+              reason: null,
+              bookedOn: minDate(addDays(exam.clinic.date, 3), today),
+              bookedMinute: rng.int(9 * 60, 16 * 60),
+              episodeId: exam.episodeId,
+            };
+            followUps.push(followUp);
+            followUpOf.set(exam, followUp);
+            return followUp;
+          }
+        }
+        return null;
+      };
+      for (const b of bookings) {
+        if ((b.status !== 'screened' && b.status !== 'partially_screened') || b.clinic.date >= today) continue;
+        const mobile = SITES.find((site) => site.id === b.clinic.siteId)?.kind === 'mobile';
+        const plan = planExam(rng, b.clinic.date, mobile, today, readers.length);
+        plans.set(b, plan);
+        if (plan.result?.result === 'technical_recall') {
+          const from = maxDate(addDays(plan.result.issuedOn, 1), today);
+          bookFollowUp(
+            b,
+            clinics.filter(
+              (c) => c.siteId === b.clinic.siteId && c.date > from && (!wheelchair[b.person] || c.accessible),
+            ),
+          );
+        } else if (plan.result?.result === 'recall_assessment') {
+          const by = addDays(b.clinic.date, 21);
+          const followUp = bookFollowUp(
+            b,
+            assessmentClinics.filter((c) => c.date > plan.result!.issuedOn && c.date <= by),
+          );
+          const assessed = followUp && followUp.clinic.date < today ? followUp.clinic.date : null;
+          assessments.set(b, { followUp, plan: assessed ? planAssessment(rng, assessed, today) : null });
+        }
+      }
+    }
+
     // --- Screening history: past episodes for everyone, and the episode each appointment belongs to ------------
     const bookingOf = new Map<number, Booking>();
     for (const b of bookings) bookingOf.set(b.person, b);
@@ -1003,7 +1119,17 @@ export async function loadDemoOffice(db: Db, options: DemoOptions): Promise<Demo
       if (booking) {
         const { status, clinic } = booking;
         const screened = status === 'screened' || status === 'partially_screened';
-        const closed = screened || status === 'did_not_attend';
+        const plan = plans.get(booking);
+        const assessment = assessments.get(booking)?.plan;
+        // Read and resulted: a normal result closes the episode; recall to assessment closes it at the outcome.
+        const closedOn = !plan
+          ? screened || status === 'did_not_attend'
+            ? clinic.date
+            : null
+          : plan.result?.result === 'routine_recall'
+            ? plan.result.issuedOn
+            : (assessment?.decidedOn ?? null);
+        const closed = closedOn !== null;
         await episodeWriter.add({
           id: booking.episodeId,
           participant_id: ids[i]!,
@@ -1011,9 +1137,9 @@ export async function loadDemoOffice(db: Db, options: DemoOptions): Promise<Demo
           episode_type: screenedBefore[i] ? 'R' : 'C',
           opened_on: booking.bookedOn,
           screened_on: screened ? clinic.date : null,
-          closed_on: closed ? clinic.date : null,
-          end_code: screened ? 'SC' : status === 'did_not_attend' ? 'DNA' : null,
-          final_action: closed ? 'RR' : null,
+          closed_on: closedOn,
+          end_code: closed ? (screened ? 'SC' : 'DNA') : null,
+          final_action: closed ? (assessment?.finalAction ?? 'RR') : null,
         });
       }
     }
@@ -1021,7 +1147,8 @@ export async function loadDemoOffice(db: Db, options: DemoOptions): Promise<Demo
     progress(n, n, 'episodes');
 
     // --- Appointments, the slots they hold, and the history of each ----------------------------------------------
-    const total = bookings.length;
+    const allBookings = [...bookings, ...followUps];
+    const total = allBookings.length;
     progress(0, total, 'appointments');
     const appointmentWriter = new BatchWriter(tx, 'appointment', {
       onFlush: (c) => progress(c, total, 'appointments'),
@@ -1029,8 +1156,10 @@ export async function loadDemoOffice(db: Db, options: DemoOptions): Promise<Demo
     const slotWriter = new BatchWriter(tx, 'appointment_slot');
     const eventWriter = new BatchWriter(tx, 'appointment_status_event');
     const accession = (k: number) => 'SH' + String(k).padStart(8, '0'); // as the hub's nextAccessionNumber
-    for (const [k, b] of bookings.entries()) {
+    const studyUid = (b: Booking) => `2.25.${BigInt('0x' + b.id.replaceAll('-', '')).toString()}`;
+    for (const [k, b] of allBookings.entries()) {
       const clinic = b.clinic;
+      const imagesOn = plans.get(b)?.imagesOn ?? null;
       await appointmentWriter.add({
         id: b.id,
         clinic_id: clinic.id,
@@ -1045,17 +1174,21 @@ export async function loadDemoOffice(db: Db, options: DemoOptions): Promise<Demo
         booked_at: at(b.bookedOn, b.bookedMinute),
         booked_by: null,
         version: VERSION_AFTER[b.status],
+        study_instance_uid: imagesOn ? studyUid(b) : null,
+        images_available_at: imagesOn
+          ? at(imagesOn, imagesOn === clinic.date ? 17 * 60 + rng.int(0, 120) : rng.int(7 * 60, 10 * 60))
+          : null,
       });
     }
     await appointmentWriter.flush();
-    for (const b of bookings) {
+    for (const b of allBookings) {
       if (b.status === 'cancelled') continue;
       for (let s = 0; s < b.slotCount; s++)
         await slotWriter.add({ clinic_id: b.clinic.id, slot_index: b.slotIndex + s, appointment_id: b.id });
     }
     await slotWriter.flush();
     progress(0, total, 'status history');
-    for (const b of bookings) {
+    for (const b of allBookings) {
       const clinic = b.clinic;
       const event = (
         status: AppointmentStatus,
@@ -1072,8 +1205,9 @@ export async function loadDemoOffice(db: Db, options: DemoOptions): Promise<Demo
           by_user: null,
           via: 'seed',
         });
-      const start = minutesOf(slotTime({ startsAt: CLINIC_STARTS, slotMinutes: SLOT_MINUTES }, b.slotIndex));
-      const end = start + b.slotCount * SLOT_MINUTES;
+      const slotMinutes = clinic.slotMinutes ?? SLOT_MINUTES;
+      const start = minutesOf(slotTime({ startsAt: clinic.startsAt ?? CLINIC_STARTS, slotMinutes }, b.slotIndex));
+      const end = start + b.slotCount * slotMinutes;
       await event('scheduled', at(b.bookedOn, b.bookedMinute));
       switch (b.status) {
         case 'scheduled':
@@ -1105,12 +1239,81 @@ export async function loadDemoOffice(db: Db, options: DemoOptions): Promise<Demo
     if (total > 0) await sql`select setval('accession_number_seq', ${total})`.execute(tx);
     progress(total, total, 'status history');
 
+    // --- Reads, results and assessment --------------------------------------------------------------------------
+    progress(0, plans.size, 'reading');
+    const readWriter = new BatchWriter(tx, 'reading_opinion');
+    const resultWriter = new BatchWriter(tx, 'exam_result');
+    const procedureWriter = new BatchWriter(tx, 'assessment_procedure');
+    const outcomeWriter = new BatchWriter(tx, 'assessment_outcome');
+    for (const [b, plan] of plans) {
+      for (const r of plan.reads) {
+        await readWriter.add({
+          id: rng.uuid(),
+          appointment_id: b.id,
+          episode_id: b.episodeId,
+          read_number: r.readNumber,
+          reader_id: readers[r.reader]!,
+          opinion: r.opinion,
+          details: JSON.stringify(r.details),
+          comment: '',
+          read_at: at(r.on, rng.int(8 * 60, 18 * 60)),
+        });
+      }
+      if (!plan.result) continue;
+      const followUp = followUpOf.get(b) ?? null;
+      const needsFollowUp = plan.result.result !== 'routine_recall';
+      await resultWriter.add({
+        appointment_id: b.id,
+        episode_id: b.episodeId,
+        result: plan.result.result,
+        next_test_due: plan.result.nextTestDue,
+        follow_up_appointment_id: followUp?.id ?? null,
+        follow_up_problem:
+          needsFollowUp && !followUp
+            ? plan.result.result === 'recall_assessment'
+              ? 'No assessment clinic had room within 21 days of screening'
+              : 'No screening clinic at this site had room'
+            : null,
+        issued_at: at(plan.result.issuedOn, rng.int(9 * 60, 17 * 60)),
+        issued_by: null,
+      });
+      const assessment = assessments.get(b)?.plan;
+      if (!assessment) continue;
+      for (const p of assessment.procedures) {
+        await procedureWriter.add({
+          id: rng.uuid(),
+          episode_id: b.episodeId,
+          procedure: p.procedure,
+          side: p.side,
+          performed_on: followUp!.clinic.date,
+          b_code: p.bCode,
+          notes: '',
+          recorded_by: null,
+        });
+      }
+      await outcomeWriter.add({
+        id: rng.uuid(),
+        episode_id: b.episodeId,
+        outcome: assessment.outcome,
+        side: assessment.side,
+        size_mm: assessment.sizeMm,
+        grade: assessment.grade,
+        early_recall_months: assessment.earlyRecallMonths,
+        referred_to_treatment: assessment.finalAction === 'MT',
+        treatment_provider: assessment.finalAction === 'MT' ? 'Demo General Hospital breast surgery' : null,
+        decided_on: assessment.decidedOn,
+        recorded_by: null,
+      });
+    }
+    for (const writer of [readWriter, resultWriter, procedureWriter, outcomeWriter]) await writer.flush();
+    progress(plans.size, plans.size, 'reading');
+
     return {
       participants: n,
       practices: practiceRows.length,
       sites: SITES.length,
       locations: locations.length,
-      clinics: clinics.length,
+      clinics: clinics.length + assessmentClinics.length,
       appointments: total,
       episodes: episodeWriter.count,
       items: itemWriter.count,

@@ -4,6 +4,9 @@ import { loadDemoOffice, type DemoSummary } from '../../src/demo/synthetic-offic
 import { attended, type AppointmentStatus } from '../../src/pathway/appointment-status.js';
 import { isValidNhsNumber } from '../../src/pathway/nhs-number.js';
 import { slotsNeeded } from '../../src/pathway/record-items.js';
+import { daysBetween } from '../../src/pathway/dates.js';
+import { readingOutcome } from '../../src/pathway/reading.js';
+import { createUser } from '../../src/store/accounts.js';
 import { openDatabase, type Database } from '../../src/store/database.js';
 import { migrate } from '../../src/store/migrate.js';
 
@@ -14,10 +17,23 @@ const PARTICIPANTS = 2000;
 async function loadInto(seed: number, onProgress?: (done: number, total: number, stage: string) => void) {
   const database = await openDatabase({ kind: 'pglite' });
   await migrate(database);
+  const readerIds = [];
+  for (const n of [1, 2, 3])
+    readerIds.push(
+      (
+        await createUser(database.db, {
+          username: `reader${n}`,
+          displayName: `Reader ${n}`,
+          role: 'film_reader',
+          password: 'demo readers only',
+        })
+      ).id,
+    );
   const summary = await loadDemoOffice(database.db, {
     seed,
     participants: PARTICIPANTS,
     today: TODAY,
+    readerIds,
     ...(onProgress ? { onProgress } : {}),
   });
   return { database, summary };
@@ -49,7 +65,7 @@ describe('the synthetic screening office', () => {
     );
 
   it('returns counts that match the rows written', async () => {
-    expect(summary).toMatchObject({ participants: PARTICIPANTS, practices: 30, sites: 4, locations: 8, clinics: 160 });
+    expect(summary).toMatchObject({ participants: PARTICIPANTS, practices: 30, sites: 4, locations: 8, clinics: 176 });
     expect(summary.appointments).toBeGreaterThan(300);
     expect(summary.episodes).toBeGreaterThan(PARTICIPANTS / 2);
     expect(summary.items).toBeGreaterThan(50);
@@ -87,7 +103,7 @@ describe('the synthetic screening office', () => {
   });
 
   it('runs one clinic a weekday at each site for four weeks either side of today', async () => {
-    const clinics = await database.db.selectFrom('clinic').selectAll().execute();
+    const clinics = await database.db.selectFrom('clinic').selectAll().where('purpose', '=', 'screening').execute();
     const perSiteDay = new Set(clinics.map((c) => `${c.site_id} ${c.clinic_date}`));
     expect(perSiteDay.size).toBe(clinics.length);
     for (const c of clinics) {
@@ -170,7 +186,9 @@ describe('the synthetic screening office', () => {
       .execute();
     expect(wrong).toEqual([]);
     const { rows } = await sql<{ n: number }>`select count(*)::int as n from (
-      select participant_id from appointment group by participant_id having count(*) > 1) x`.execute(database.db);
+      select participant_id from appointment
+      where id not in (select follow_up_appointment_id from exam_result where follow_up_appointment_id is not null)
+      group by participant_id having count(*) > 1) x`.execute(database.db);
     expect(rows[0]?.n).toBe(0);
     const flags = await database.db
       .selectFrom('participant')
@@ -234,6 +252,13 @@ describe('the synthetic screening office', () => {
       .selectFrom('appointment as a')
       .innerJoin('clinic as c', 'c.id', 'a.clinic_id')
       .innerJoin('episode as e', 'e.id', 'a.episode_id')
+      .where('c.purpose', '=', 'screening')
+      .where('a.id', 'not in', (eb) =>
+        eb
+          .selectFrom('exam_result')
+          .select('follow_up_appointment_id')
+          .where('follow_up_appointment_id', 'is not', null),
+      )
       .select([
         'a.status',
         'a.participant_id',
@@ -244,16 +269,92 @@ describe('the synthetic screening office', () => {
         'e.end_code',
       ])
       .execute();
-    expect(rows).toHaveLength(summary.appointments);
+    expect(rows.length).toBeGreaterThan(summary.appointments * 0.95);
     for (const r of rows) {
       expect(r.episode_participant).toBe(r.participant_id);
       if (r.status === 'screened' || r.status === 'partially_screened') {
-        expect([r.screened_on, r.end_code]).toEqual([r.clinic_date, 'SC']);
+        // Closed once resulted (normal) or assessed; open while waiting to be read, resulted or assessed.
+        expect(r.screened_on).toBe(r.clinic_date);
+        expect(r.end_code).toBe(r.closed_on ? 'SC' : null);
       } else if (r.status === 'did_not_attend') {
         expect([r.screened_on, r.end_code]).toEqual([null, 'DNA']);
       } else {
         expect(r.closed_on).toBeNull();
       }
+    }
+  });
+
+  it('reads each exam twice by two readers after its images arrived, arbitrates disagreement, and results what was decided', async () => {
+    const exams = await database.db
+      .selectFrom('appointment as a')
+      .innerJoin('clinic as c', 'c.id', 'a.clinic_id')
+      .leftJoin('exam_result as r', 'r.appointment_id', 'a.id')
+      .innerJoin('episode as e', 'e.id', 'a.episode_id')
+      .where('c.purpose', '=', 'screening')
+      .where('a.status', 'in', ['screened', 'partially_screened'])
+      .where('c.clinic_date', '<', TODAY)
+      .select([
+        'a.id',
+        'c.clinic_date',
+        'a.images_available_at',
+        'r.result',
+        'r.follow_up_appointment_id',
+        'e.closed_on',
+        'e.final_action',
+      ])
+      .execute();
+    const reads = await database.db.selectFrom('reading_opinion').selectAll().execute();
+    const readsOf = new Map<string, typeof reads>();
+    for (const r of reads) readsOf.set(r.appointment_id, [...(readsOf.get(r.appointment_id) ?? []), r]);
+    const results = { routine_recall: 0, technical_recall: 0, recall_assessment: 0 };
+    for (const exam of exams) {
+      const mine = readsOf.get(exam.id) ?? [];
+      if (!exam.images_available_at) expect(mine).toEqual([]);
+      for (const r of mine) expect(r.read_at.getTime()).toBeGreaterThan(exam.images_available_at!.getTime());
+      expect(new Set(mine.map((r) => r.reader_id)).size).toBe(mine.length);
+      const outcome = readingOutcome(
+        mine.map((r) => ({ readNumber: r.read_number, readerId: r.reader_id, opinion: r.opinion })),
+        'discordant',
+      );
+      if (!exam.result) continue;
+      results[exam.result]++;
+      expect(outcome.stage).toBe('decided');
+      expect(exam.result).toBe(
+        (
+          {
+            normal: 'routine_recall',
+            technical_recall: 'technical_recall',
+            recall_assessment: 'recall_assessment',
+          } as const
+        )[outcome.opinion!],
+      );
+      if (exam.result === 'routine_recall') expect(exam.final_action).toBe('RR');
+    }
+    const resulted = results.routine_recall + results.technical_recall + results.recall_assessment;
+    expect(resulted).toBeGreaterThan(exams.length / 2);
+    expect(results.recall_assessment / resulted).toBeGreaterThan(0.02);
+    expect(results.recall_assessment / resulted).toBeLessThan(0.09);
+    // Assessment appointments: at an assessment clinic, within 21 days of screening.
+    const assessments = await database.db
+      .selectFrom('exam_result as r')
+      .innerJoin('appointment as a', 'a.id', 'r.appointment_id')
+      .innerJoin('clinic as c', 'c.id', 'a.clinic_id')
+      .innerJoin('appointment as f', 'f.id', 'r.follow_up_appointment_id')
+      .innerJoin('clinic as fc', 'fc.id', 'f.clinic_id')
+      .where('r.result', '=', 'recall_assessment')
+      .select([
+        'c.clinic_date as screened',
+        'fc.clinic_date as assessed',
+        'fc.purpose',
+        'f.episode_id',
+        'a.episode_id as exam_episode',
+      ])
+      .execute();
+    expect(assessments.length).toBeGreaterThan(0);
+    for (const a of assessments) {
+      expect(a.purpose).toBe('assessment');
+      expect(a.episode_id).toBe(a.exam_episode);
+      expect(daysBetween(a.screened, a.assessed)).toBeLessThanOrEqual(21);
     }
   });
 
