@@ -7,12 +7,25 @@ import { recordAudit, type Actor } from './audit.js';
 import type { Db } from './database.js';
 import { ConflictError, isUniqueViolation, NotFoundError, RuleError } from './errors.js';
 import { ceasingLabel, stillInRoutineScreening } from '../pathway/ceasing.js';
+import type { ClinicPurpose } from '../pathway/screening-outcomes.js';
+
+/**
+ * Clinics are for screening or for assessment (clinic.purpose): screening bookings (staff, invitation batches,
+ * self-booking) never land in an assessment clinic, and assessment bookings (results.ts) only in one. Every
+ * function here that lists or books clinics takes the purpose, 'screening' unless said.
+ */
+export const CLINIC_PURPOSE_LABELS: Record<ClinicPurpose, string> = {
+  screening: 'Screening',
+  assessment: 'Assessment',
+};
 
 export interface ClinicFilter {
   from: string;
   to: string;
   siteId?: string;
   locationId?: string;
+  /** 'screening' when absent; 'all' lists both (a list to look at, not to book from). */
+  purpose?: ClinicPurpose | 'all';
 }
 
 export async function listClinics(db: Db, filter: ClinicFilter) {
@@ -27,6 +40,7 @@ export async function listClinics(db: Db, filter: ClinicFilter) {
       'c.ends_at',
       'c.slot_minutes',
       'c.status',
+      'c.purpose',
       's.id as site_id',
       's.name as site_name',
       's.kind as site_kind',
@@ -47,6 +61,8 @@ export async function listClinics(db: Db, filter: ClinicFilter) {
     .orderBy('c.starts_at');
   if (filter.siteId) q = q.where('c.site_id', '=', filter.siteId);
   if (filter.locationId) q = q.where('c.location_id', '=', filter.locationId);
+  const purpose = filter.purpose ?? 'screening';
+  if (purpose !== 'all') q = q.where('c.purpose', '=', purpose);
   const rows = await q.execute();
   return rows.map((r) => ({
     ...r,
@@ -179,11 +195,22 @@ export async function bookingNeeds(db: Db, participantId: string, on: string) {
   };
 }
 
-/** Open clinics from `from` to `to` where this participant can be booked, with the first free start times. */
-export async function suitableClinics(db: Db, participantId: string, from: string, to: string) {
+/**
+ * Open clinics from `from` to `to` where this participant can be booked, with the first free start times: screening
+ * clinics unless `purpose` says otherwise, at any site unless `siteIds` lists some.
+ */
+export async function suitableClinics(
+  db: Db,
+  participantId: string,
+  from: string,
+  to: string,
+  options: { purpose?: ClinicPurpose; siteIds?: readonly string[] } = {},
+) {
   const needs = await bookingNeeds(db, participantId, from);
-  const clinics = (await listClinics(db, { from, to })).filter(
-    (c) => c.status === 'open' && (!needs.accessible || c.wheelchair_accessible),
+  const sites = options.siteIds ? new Set(options.siteIds) : null;
+  const clinics = (await listClinics(db, { from, to, purpose: options.purpose ?? 'screening' })).filter(
+    (c) =>
+      c.status === 'open' && (!needs.accessible || c.wheelchair_accessible) && (sites === null || sites.has(c.site_id)),
   );
   const result = [];
   for (const c of clinics) {
@@ -208,6 +235,8 @@ export interface BookingRequest {
   /** The first slot; when absent, the first free run of the slots needed. */
   slotIndex?: number;
   rescheduledFrom?: string;
+  /** The kind of clinic this booking is for: 'screening' when absent. A clinic of the other kind is refused. */
+  purpose?: ClinicPurpose;
 }
 
 async function nextAccessionNumber(db: Db): Promise<string> {
@@ -231,6 +260,7 @@ export async function bookWithin(tx: Db, request: BookingRequest, actor: Actor, 
       'c.ends_at',
       'c.slot_minutes',
       'c.status',
+      'c.purpose',
       'l.wheelchair_accessible',
       'l.name as location_name',
     ])
@@ -238,6 +268,15 @@ export async function bookWithin(tx: Db, request: BookingRequest, actor: Actor, 
     .forUpdate()
     .executeTakeFirst();
   if (!clinic) throw new NotFoundError('That clinic does not exist');
+  const purpose = request.purpose ?? 'screening';
+  if (clinic.purpose !== purpose) {
+    throw new RuleError(
+      'clinicId',
+      clinic.purpose === 'assessment'
+        ? 'That is an assessment clinic: choose a screening clinic'
+        : 'That is a screening clinic: choose an assessment clinic',
+    );
+  }
   if (clinic.status !== 'open') throw new RuleError('clinicId', 'That clinic is not open for booking');
   if (clinic.clinic_date < today)
     throw new RuleError('clinicId', 'That clinic is in the past: choose a clinic from today on');
@@ -362,7 +401,16 @@ async function lockAppointment(tx: Db, appointmentId: string, expectedVersion: n
   const appointment = await tx
     .selectFrom('appointment as a')
     .innerJoin('clinic as c', 'c.id', 'a.clinic_id')
-    .select(['a.id', 'a.status', 'a.version', 'a.participant_id', 'a.episode_id', 'a.clinic_id', 'c.clinic_date'])
+    .select([
+      'a.id',
+      'a.status',
+      'a.version',
+      'a.participant_id',
+      'a.episode_id',
+      'a.clinic_id',
+      'c.clinic_date',
+      'c.purpose',
+    ])
     .where('a.id', '=', appointmentId)
     .forUpdate()
     .executeTakeFirst();
@@ -438,7 +486,10 @@ export async function changeAppointmentStatus(
   await db.transaction().execute((tx) => changeStatusWithin(tx, change, actor, today));
 }
 
-/** Moves an appointment to another clinic or time: the old one is cancelled (reason "rescheduled"), a new one booked. */
+/**
+ * Moves an appointment to another clinic or time: the old one is cancelled (reason "rescheduled"), a new one booked
+ * in a clinic of the same purpose (an assessment appointment moves to another assessment clinic).
+ */
 export async function rescheduleAppointment(
   db: Db,
   move: { appointmentId: string; expectedVersion: number; clinicId: string; slotIndex?: number },
@@ -464,6 +515,7 @@ export async function rescheduleAppointment(
           clinicId: move.clinicId,
           participantId: old.participant_id,
           rescheduledFrom: old.id,
+          purpose: old.purpose,
           ...(move.slotIndex === undefined ? {} : { slotIndex: move.slotIndex }),
         },
         actor,

@@ -1,0 +1,127 @@
+import type { FastifyInstance } from 'fastify';
+import type { Browser, Page } from 'playwright-core';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { buildHub } from '../../src/hub/app.js';
+import { pollGpInbox } from '../../src/mesh/gp-system.js';
+import { MeshClient, type MeshSettings } from '../../src/mesh/mesh-client.js';
+import { startTestMailbox, type TestMailbox } from '../../src/mesh/test-mailbox.js';
+import { pollGpMessageUpdates, sendQueuedGpMessages } from '../../src/store/gp-messages.js';
+import { axeViolations, haveChromium, launchChromium } from '../support/browser.js';
+import { freshDatabase } from '../support/database.js';
+import { screenedExam } from '../support/exams.js';
+import { PASSWORD, smallOffice, TODAY } from '../support/fixtures.js';
+
+const KEY = 'BrowserSharedKey';
+
+describe.skipIf(!haveChromium)('GP messages page in Chromium', () => {
+  let database: Awaited<ReturnType<typeof freshDatabase>>;
+  let mailbox: TestMailbox;
+  let app: FastifyInstance;
+  let browser: Browser;
+  let base: string;
+
+  beforeAll(async () => {
+    database = await freshDatabase('pglite');
+    const db = database.db;
+    const office = await smallOffice(db);
+    mailbox = await startTestMailbox({
+      sharedKey: KEY,
+      mailboxes: [
+        { id: 'HUBMBX01', password: 'hub' },
+        { id: 'Y00001MB', password: 'gp' },
+      ],
+    });
+    const settings: MeshSettings = { url: mailbox.url, mailbox: 'HUBMBX01', password: 'hub', sharedKey: KEY };
+    await db.updateTable('gp_practice').set({ mesh_mailbox: 'Y00001MB' }).where('ods_code', '=', 'Y00001').execute();
+    // Hillside's mailbox is not one MESH knows: its message fails.
+    await db.updateTable('gp_practice').set({ mesh_mailbox: 'Y00002MB' }).where('ods_code', '=', 'Y00002').execute();
+    for (const practice of ['Y00001', 'Y00001', 'Y00002']) {
+      const exam = await screenedExam(db);
+      await db
+        .updateTable('participant')
+        .set({ gp_practice_code: practice })
+        .where('id', '=', exam.participantId)
+        .execute();
+      await db
+        .insertInto('exam_result')
+        .values({
+          appointment_id: exam.appointmentId,
+          episode_id: exam.episodeId,
+          result: 'routine_recall',
+          next_test_due: '2029-11-16',
+          issued_by: office.users.admin.id,
+        })
+        .execute();
+      await db
+        .insertInto('communication')
+        .values({
+          participant_id: exam.participantId,
+          episode_id: exam.episodeId,
+          appointment_id: exam.appointmentId,
+          recipient: 'gp',
+          kind: 'result_normal',
+          channel: 'mesh',
+          gp_practice_code: practice,
+        })
+        .execute();
+    }
+    // Sent three hours ago; the practice downloads both but answers neither: both are overdue an acknowledgement.
+    const hub = new MeshClient(settings);
+    await sendQueuedGpMessages(db, hub, { now: new Date(Date.now() - 3 * 60 * 60 * 1000) });
+    await pollGpInbox(new MeshClient({ ...settings, mailbox: 'Y00001MB', password: 'gp' }), { respond: () => null });
+    await pollGpMessageUpdates(db, hub);
+    app = await buildHub({
+      db,
+      secureCookies: false,
+      today: () => TODAY,
+      cookieSecret: 'test-cookie-secret-test-cookie-secret',
+      mesh: { ...settings, pollIntervalSeconds: 3600, acknowledgementLimitHours: 2 },
+    });
+    base = await app.listen({ port: 0, host: '127.0.0.1' });
+    browser = await launchChromium();
+  });
+  afterAll(async () => {
+    await browser?.close();
+    await app?.close();
+    await mailbox?.close();
+    await database?.drop();
+  });
+
+  async function signedIn(username: string): Promise<Page> {
+    const context = await browser.newContext({ bypassCSP: true });
+    const page = await context.newPage();
+    await page.goto(`${base}/sign-in`);
+    await page.getByLabel('Username').fill(username);
+    await page.getByLabel('Password').fill(PASSWORD);
+    await page.getByRole('button', { name: 'Sign in' }).click();
+    await page.waitForURL(`${base}/`);
+    return page;
+  }
+
+  it('shows what needs attention, filters, retries a failed message: every page passes axe', async () => {
+    const page = await signedIn('admin');
+    await page.goto(`${base}/communications/gp-messages`);
+    await expect.poll(() => page.getByRole('heading', { name: 'GP messages', level: 1 }).count()).toBe(1);
+    await expect.poll(() => page.getByRole('heading', { name: 'Needs attention (3)' }).count()).toBe(1);
+    await expect.poll(() => page.getByRole('heading', { name: 'Not acknowledged within 2 hours (2)' }).count()).toBe(1);
+    await expect.poll(() => page.getByText(/Unregistered to address/).count()).toBe(1);
+    if (process.env.SCREENSHOTS)
+      await page.screenshot({ path: `${process.env.SCREENSHOTS}/gp-messages.png`, fullPage: true });
+    expect(await axeViolations(page)).toEqual([]);
+
+    await page.getByLabel('Status').selectOption('delivered');
+    await page.getByRole('button', { name: 'Show messages' }).click();
+    await page.waitForURL(/status=delivered/);
+    await expect.poll(() => page.locator('#recent ~ table tbody tr').count()).toBe(2);
+    expect(await axeViolations(page)).toEqual([]);
+
+    // A status that is not one: the message is next to the field and in the summary.
+    await page.goto(`${base}/communications/gp-messages?status=lost`);
+    await expect.poll(() => page.getByText('There is a problem').count()).toBe(1);
+    expect(await axeViolations(page)).toEqual([]);
+
+    await page.getByRole('button', { name: /Retry now/ }).click();
+    await expect.poll(() => page.getByText('The message will be sent again within a minute.').count()).toBe(1);
+    expect(await axeViolations(page)).toEqual([]);
+  });
+});

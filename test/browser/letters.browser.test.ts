@@ -1,0 +1,145 @@
+import type { FastifyInstance } from 'fastify';
+import type { Browser, Page } from 'playwright-core';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import type { Db } from '../../src/store/database.js';
+import { axeViolations, haveChromium, launchChromium } from '../support/browser.js';
+import { freshDatabase } from '../support/database.js';
+import { screenedExam } from '../support/exams.js';
+import { PASSWORD, smallOffice } from '../support/fixtures.js';
+import { testHub } from '../support/hub-client.js';
+
+/** A normal result, issued, with her letter queued as the results module queues it. */
+async function normalResult(
+  db: Db,
+  participant: NonNullable<Parameters<typeof screenedExam>[1]>['participant'] = {},
+  item?: string,
+) {
+  const exam = await screenedExam(db, { participant });
+  if (item)
+    await db
+      .insertInto('record_item')
+      .values({
+        participant_id: exam.participantId,
+        category: 'communication',
+        kind: item,
+        side: null,
+        source: 'participant',
+        source_date: '2026-01-01',
+      })
+      .execute();
+  await db
+    .insertInto('exam_result')
+    .values({
+      appointment_id: exam.appointmentId,
+      episode_id: exam.episodeId,
+      result: 'routine_recall',
+      next_test_due: '2029-11-16',
+    })
+    .execute();
+  await db
+    .insertInto('communication')
+    .values({
+      participant_id: exam.participantId,
+      episode_id: exam.episodeId,
+      appointment_id: exam.appointmentId,
+      recipient: 'participant',
+      kind: 'result_normal',
+      channel: 'letter',
+      content: null,
+    })
+    .execute();
+  return exam;
+}
+
+describe.skipIf(!haveChromium)('letters page in Chromium', () => {
+  let database: Awaited<ReturnType<typeof freshDatabase>>;
+  let app: FastifyInstance;
+  let browser: Browser;
+  let base: string;
+
+  beforeAll(async () => {
+    database = await freshDatabase('pglite');
+    const db = database.db;
+    await smallOffice(db);
+    await normalResult(db, { given_name: 'Ada', family_name: 'Standard' });
+    await normalResult(db, { given_name: 'Bea', family_name: 'Large' }, 'large_print');
+    await normalResult(db, { given_name: 'Cat', family_name: 'Braille' }, 'braille');
+    await normalResult(db, { given_name: 'Dot', family_name: 'Died', date_of_death: '2026-11-20' });
+    app = await testHub(db);
+    base = await app.listen({ port: 0, host: '127.0.0.1' });
+    browser = await launchChromium();
+  });
+  afterAll(async () => {
+    await browser?.close();
+    await app?.close();
+    await database?.drop();
+  });
+
+  async function signedIn(username: string): Promise<Page> {
+    const context = await browser.newContext({ bypassCSP: true, acceptDownloads: true });
+    const page = await context.newPage();
+    await page.goto(`${base}/sign-in`);
+    await page.getByLabel('Username').fill(username);
+    await page.getByLabel('Password').fill(PASSWORD);
+    await page.getByRole('button', { name: 'Sign in' }).click();
+    await page.waitForURL(`${base}/`);
+    return page;
+  }
+
+  it('shows the queue, sends a print run, downloads its PDF and a letter: every page passes axe', async () => {
+    const page = await signedIn('admin');
+    await page.getByRole('link', { name: 'Letters and GP messages' }).first().click();
+    await expect.poll(() => page.getByRole('heading', { name: 'Letters', level: 1 }).count()).toBe(1);
+    await expect.poll(() => page.getByRole('heading', { name: 'Ready to send (3)' }).count()).toBe(1);
+    await expect.poll(() => page.getByText('Died on 20 November 2026').count()).toBe(1);
+    expect(await axeViolations(page)).toEqual([]);
+
+    // No office chosen: the message is next to the field and in the summary.
+    await page.getByLabel('Screening office').selectOption('');
+    await page.getByRole('button', { name: 'Show letters' }).click();
+    await expect.poll(() => page.getByText('There is a problem').count()).toBe(1);
+    expect(await axeViolations(page)).toEqual([]);
+    await page.getByLabel('Screening office').selectOption('TST');
+    await page.getByRole('button', { name: 'Show letters' }).click();
+
+    await page.getByRole('button', { name: 'Send 3 letters' }).click();
+    await expect
+      .poll(() =>
+        page
+          .getByText('3 of 4 letters sent: 2 to print, 1 to a transcription or translation service. 1 not sent')
+          .count(),
+      )
+      .toBe(1);
+    await expect.poll(() => page.getByRole('heading', { name: 'To print (2)' }).count()).toBe(1);
+    if (process.env.SCREENSHOTS)
+      await page.screenshot({ path: `${process.env.SCREENSHOTS}/letters-run.png`, fullPage: true });
+    expect(await axeViolations(page)).toEqual([]);
+
+    const download = page.waitForEvent('download');
+    await page.getByRole('link', { name: /Download the print run/ }).click();
+    const file = await download;
+    expect(file.suggestedFilename()).toMatch(/^result-letters-print-run-2026-11-23-\d+\.pdf$/);
+    const pdf = await page.request.get(
+      new URL(
+        (await page.getByRole('link', { name: /Download the print run/ }).getAttribute('href')) ?? '',
+        base,
+      ).toString(),
+    );
+    expect(pdf.headers()['content-type']).toBe('application/pdf');
+    expect((await pdf.body()).subarray(0, 5).toString()).toBe('%PDF-');
+
+    // The braille letter goes to the transcription service, with its own PDF.
+    await expect.poll(() => page.getByRole('link', { name: 'PDF of the letter to Cat BRAILLE' }).count()).toBe(1);
+
+    await page.getByRole('link', { name: 'Letters', exact: true }).first().click();
+    await expect.poll(() => page.getByRole('heading', { name: 'Ready to send (0)' }).count()).toBe(1);
+    await expect.poll(() => page.getByRole('link', { name: /PDF of the letter to Ada STANDARD/ }).count()).toBe(1);
+    await expect.poll(() => page.locator('#not-sent ~ table').getByText('Died on 20 November 2026').count()).toBe(1);
+    if (process.env.SCREENSHOTS)
+      await page.screenshot({ path: `${process.env.SCREENSHOTS}/letters.png`, fullPage: true });
+    expect(await axeViolations(page)).toEqual([]);
+    const letter = page.waitForEvent('download');
+    await page.getByRole('link', { name: /PDF of the letter to Ada STANDARD/ }).click();
+    expect((await letter).suggestedFilename()).toMatch(/^breast-screening-result-normal-2026-11-23-[0-9a-f]{8}\.pdf$/);
+  });
+});
