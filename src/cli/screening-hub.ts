@@ -19,6 +19,9 @@ import { progressReporter } from './progress.js';
 import { pacsFromUrl } from '../pacs/pacs.js';
 import { parseCapSchedule } from '../pathway/bandwidth-cap.js';
 import { parseCommitmentPeers } from '../gateway/storage-commitment.js';
+import { FAILSAFE_DEFINITIONS } from '../pathway/failsafes.js';
+import { runFailsafes } from '../store/failsafes.js';
+import { meshSettingsFromEnv, startDemoMesh } from './mesh-setup.js';
 
 const USAGE = `Screening Hub
 
@@ -34,6 +37,14 @@ Usage:
       or, by default, the file archive in DIR/archive. The Image transfers page (support staff) raises an alert
       when an image has waited on a gateway longer than --transfer-alert-minutes. /metrics serves Prometheus
       metrics to loopback or to a request bearing METRICS_TOKEN.
+      Results go to GP practices as FHIR messages through the MESH mailbox named by MESH_URL, MESH_MAILBOX,
+      MESH_PASSWORD and MESH_SHARED_KEY; with --demo and no MESH_URL, through a MESH-style test mailbox in the
+      same process, where a simulated system at each demo practice acknowledges them. PACS_VIEWER_URL is the
+      readers' link to a study ({studyInstanceUid}, {accessionNumber}; default /dicom-web/studies/{studyInstanceUid}).
+      FAILSAFE_THRESHOLDS_FILE replaces config/failsafe-thresholds.json. The failsafe checks run daily at 06:00.
+  screening-hub failsafes [--office CODE] [--as-of YYYY-MM-DD] [--data DIR]
+      Runs the failsafe checks now (as the hub's daily job does) for one office or all, records the run and prints
+      how many are waiting at each step and how many are overdue.
   screening-hub seed [--data DIR] [--participants 20000] [--seed 2026]
       Loads the synthetic screening office into an empty database and exits.
   screening-hub gateway --hub https://HUB:8443 --unit UNIT --allow AE[,AE…] [--enrol CODE --hub-fingerprint FP]
@@ -167,6 +178,8 @@ async function main(argv: string[]): Promise<void> {
       rejects: { type: 'string' },
       database: { type: 'string' },
       pglite: { type: 'string' },
+      office: { type: 'string' },
+      'as-of': { type: 'string' },
       help: { type: 'boolean', short: 'h', default: false },
     },
   });
@@ -304,9 +317,35 @@ async function main(argv: string[]): Promise<void> {
     );
     return;
   }
+  if (command === 'failsafes') {
+    const database = await open(values.data);
+    try {
+      const asOf = values['as-of'] ?? isoDateInLondon(new Date());
+      const offices = values.office
+        ? [values.office]
+        : (await database.db.selectFrom('screening_office').select('code').orderBy('code').execute()).map(
+            (o) => o.code,
+          );
+      for (const office of offices) {
+        const run = await runFailsafes(database.db, office, asOf);
+        console.log(`${office} as of ${asOf}:`);
+        for (const [id, c] of Object.entries(run.counts)) {
+          const title = FAILSAFE_DEFINITIONS[id as keyof typeof FAILSAFE_DEFINITIONS].title;
+          console.log(
+            `  ${String(c?.count ?? 0).padStart(6)} waiting, ${String(c?.overdue ?? 0).padStart(5)} overdue  ${title}`,
+          );
+        }
+      }
+    } finally {
+      await database.close();
+    }
+    return;
+  }
   if (command === 'hub') {
     const database = await open(values.data);
     if (values.demo) await seedIfEmpty(database, participants, seed);
+    const demoMesh = !process.env.MESH_URL && values.demo ? await startDemoMesh(database.db) : undefined;
+    const mesh = demoMesh?.settings ?? meshSettingsFromEnv(process.env);
     const gatewayPort = port(values['gateway-port'], '--gateway-port', true);
     const gatewayNames = (values['gateway-names'] ?? '')
       .split(',')
@@ -318,6 +357,7 @@ async function main(argv: string[]): Promise<void> {
     const app = await buildHub({
       db: database.db,
       transferWaitLimitMinutes: alertMinutes,
+      ...(mesh ? { mesh } : {}),
       ...(gatewayPort
         ? {
             gatewayAddress: `https://${gatewayNames[0] ?? (values.host === '127.0.0.1' ? 'localhost' : hostname())}:${gatewayPort}`,
@@ -331,6 +371,7 @@ async function main(argv: string[]): Promise<void> {
     const shutdown = async () => {
       await gateways?.close();
       await app.close();
+      await demoMesh?.close();
       await database.close();
       process.exit(0);
     };
@@ -351,6 +392,11 @@ async function main(argv: string[]): Promise<void> {
         })
       : undefined;
     console.error(`Screening Hub is running at ${address.replace('127.0.0.1', 'localhost')}`);
+    if (demoMesh)
+      console.error(
+        `GP results go by MESH to a test mailbox at ${demoMesh.mailbox.url}, where ${demoMesh.practices.length} simulated GP practices acknowledge them`,
+      );
+    else if (!mesh) console.error('No MESH mailbox (MESH_URL): GP results wait in the queue');
     if (gateways)
       console.error(
         `Gateways connect to https://${values.host}:${gateways.port} (mutual TLS; enrol them on the Gateways page)`,

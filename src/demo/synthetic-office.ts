@@ -32,6 +32,7 @@ import {
   type Source,
 } from '../pathway/record-items.js';
 import type { Db } from '../store/database.js';
+import { RESULT_COMMUNICATION, type CommunicationKind } from '../pathway/screening-outcomes.js';
 import { planAssessment, planExam, type AssessmentPlan, type ExamPlan } from './demo-reading.js';
 import type { FieldProvenance, Tables } from '../store/tables.js';
 
@@ -68,6 +69,8 @@ const SLOT_MINUTES = 10;
 const ASSESSMENT_STARTS = '09:00';
 const ASSESSMENT_ENDS = '12:20';
 const ASSESSMENT_SLOT_MINUTES = 20;
+/** Results and outcomes of the last few days have their letters and GP messages still queued in the demo. */
+const RECENT_COMMUNICATION_DAYS = 2;
 /** Share of the eligible women who get an appointment at most, so some are left for booking in the demo. */
 const MAX_BOOKED_SHARE = 0.7;
 
@@ -626,6 +629,7 @@ export async function loadDemoOffice(db: Db, options: DemoOptions): Promise<Demo
     /** The last day she could have been screened: today, or the day she died or was ceased. */
     const lastDay: IsoDate[] = new Array<IsoDate>(n);
     const bookable = new Uint8Array(n);
+    const practiceOf: string[] = new Array<string>(n);
     const needs2 = new Uint8Array(n);
     const wheelchair = new Uint8Array(n);
 
@@ -766,7 +770,7 @@ export async function loadDemoOffice(db: Db, options: DemoOptions): Promise<Demo
         postcode: postcodeValue,
         phone,
         email,
-        gp_practice_code: practice.code,
+        gp_practice_code: (practiceOf[i] = practice.code),
         bso_code: DEMO_OFFICE.code,
         ceased_reason: ceasedReason,
         ceased_on: ceasedOn,
@@ -1245,6 +1249,54 @@ export async function loadDemoOffice(db: Db, options: DemoOptions): Promise<Demo
     const resultWriter = new BatchWriter(tx, 'exam_result');
     const procedureWriter = new BatchWriter(tx, 'assessment_procedure');
     const outcomeWriter = new BatchWriter(tx, 'assessment_outcome');
+    const communicationWriter = new BatchWriter(tx, 'communication');
+    /**
+     * Her letter and her GP's message about a result or an outcome decided on `on`: those of the last
+     * RECENT_COMMUNICATION_DAYS days still queued (for the demo's print run and MESH worker), older ones sent and
+     * acknowledged. Older letters' words were not kept (as for letters sent before Screening Hub), so they have no PDF.
+     */
+    const communicate = async (b: Booking, kind: CommunicationKind, on: IsoDate, appointmentId: string | null) => {
+      const queued = daysBetween(on, today) <= RECENT_COMMUNICATION_DAYS;
+      const sentOn = addDays(on, 1);
+      const common = {
+        participant_id: ids[b.person]!,
+        episode_id: b.episodeId,
+        appointment_id: appointmentId,
+        kind,
+        language: null,
+        content: null,
+        content_sha256: null,
+        attempts: queued ? 0 : 1,
+        next_attempt_at: null,
+        last_error: null,
+        created_at: at(on, rng.int(9 * 60, 17 * 60)),
+        sent_at: queued ? null : at(sentOn, rng.int(9 * 60, 11 * 60)),
+      };
+      await communicationWriter.add({
+        ...common,
+        id: rng.uuid(),
+        recipient: 'participant',
+        channel: 'letter',
+        gp_practice_code: null,
+        format: queued ? null : 'standard',
+        status: queued ? 'queued' : 'sent',
+        mesh_message_id: null,
+        delivered_at: null,
+        acknowledged_at: null,
+      });
+      await communicationWriter.add({
+        ...common,
+        id: rng.uuid(),
+        recipient: 'gp',
+        channel: 'mesh',
+        gp_practice_code: practiceOf[b.person]!,
+        format: null,
+        status: queued ? 'queued' : 'acknowledged',
+        mesh_message_id: queued ? null : `DEMO${rng.uuid().replaceAll('-', '').slice(0, 16).toUpperCase()}`,
+        delivered_at: queued ? null : at(sentOn, rng.int(12 * 60, 14 * 60)),
+        acknowledged_at: queued ? null : at(sentOn, rng.int(15 * 60, 17 * 60)),
+      });
+    };
     for (const [b, plan] of plans) {
       for (const r of plan.reads) {
         await readWriter.add({
@@ -1277,6 +1329,7 @@ export async function loadDemoOffice(db: Db, options: DemoOptions): Promise<Demo
         issued_at: at(plan.result.issuedOn, rng.int(9 * 60, 17 * 60)),
         issued_by: null,
       });
+      await communicate(b, RESULT_COMMUNICATION[plan.result.result], plan.result.issuedOn, b.id);
       const assessment = assessments.get(b)?.plan;
       if (!assessment) continue;
       for (const p of assessment.procedures) {
@@ -1304,8 +1357,10 @@ export async function loadDemoOffice(db: Db, options: DemoOptions): Promise<Demo
         decided_on: assessment.decidedOn,
         recorded_by: null,
       });
+      await communicate(b, 'assessment_outcome', assessment.decidedOn, null);
     }
     for (const writer of [readWriter, resultWriter, procedureWriter, outcomeWriter]) await writer.flush();
+    await communicationWriter.flush();
     progress(plans.size, plans.size, 'reading');
 
     return {

@@ -629,7 +629,7 @@ describe.each(BACKENDS)('failsafes pages and job on %s', (backend) => {
     database = await freshDatabase(backend);
     await smallOffice(database.db);
     exam = await screenedExam(database.db, { on: '2026-11-18', imagesAvailable: false });
-    app = await testHub(database.db);
+    app = await testHub(database.db, { failsafeJob: true });
   });
   afterAll(async () => {
     await app.close();

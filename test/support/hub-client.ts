@@ -1,14 +1,17 @@
 import type { FastifyInstance, LightMyRequestResponse } from 'fastify';
-import { buildHub } from '../../src/hub/app.js';
+import { buildHub, type HubOptions } from '../../src/hub/app.js';
 import type { Db } from '../../src/store/database.js';
 import { PASSWORD, TODAY } from './fixtures.js';
 
-export async function testHub(db: Db): Promise<FastifyInstance> {
+/** A hub for tests: today pinned, no daily failsafe job unless asked (it would write rows as the hub starts). */
+export async function testHub(db: Db, options: Partial<HubOptions> = {}): Promise<FastifyInstance> {
   return buildHub({
     db,
     secureCookies: false,
     today: () => TODAY,
     cookieSecret: 'test-cookie-secret-test-cookie-secret',
+    failsafeJob: false,
+    ...options,
   });
 }
 
