@@ -60,7 +60,8 @@ export interface DemoSummary {
   items: number;
 }
 
-export const DEMO_OFFICE = { code: 'DMO', name: 'Demo Breast Screening Service' } as const;
+/** The phone number is from Ofcom's range for drama (0113 496 0000 to 0999): it reaches nobody. */
+export const DEMO_OFFICE = { code: 'DMO', name: 'Demo Breast Screening Service', phone: '0113 496 0321' } as const;
 
 const BATCH_ROWS = 1000;
 const CLINIC_STARTS = '08:30';

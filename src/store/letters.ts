@@ -28,11 +28,6 @@ import { NotFoundError } from './errors.js';
  * someone who has died is not sent (failed, with the date); one whose appointment or outcome is missing waits.
  */
 
-export interface LetterSettings {
-  /** The office's phone number for "who to call"; without it the letter gives the office's address. */
-  officePhone?: string | null;
-}
-
 /** The re-rendered letter is not the one sent: its stored words or the renderer changed. */
 export class LetterIntegrityError extends Error {
   override readonly name = 'LetterIntegrityError';
@@ -141,7 +136,7 @@ async function loadQueued(db: Db, which: { ids: readonly string[] } | { office: 
         appointmentProblem = `the appointment booked is now ${STATUS_LABELS[r.follow_up_status].toLowerCase()}`;
     } else if (r.kind === 'assessment_outcome' && r.episode_id)
       appointment = nextAppointments.get(r.episode_id) ?? null;
-    const office = offices.get(r.bso_code) ?? { name: r.bso_code, address: [] };
+    const office = offices.get(r.bso_code) ?? { name: r.bso_code, address: [], phone: null };
     const facts: ResultLetterFacts = {
       kind: r.kind,
       date: today,
@@ -151,7 +146,7 @@ async function loadQueued(db: Db, which: { ids: readonly string[] } | { office: 
       nhsNumber: r.nhs_number,
       dateOfBirth: r.date_of_birth,
       dateOfDeath: r.date_of_death,
-      office: { ...office, phone: null },
+      office,
       screenedOn: r.exam_date ?? r.screened_on,
       nextTestDue: r.next_test_due,
       appointment,
@@ -173,9 +168,13 @@ async function loadQueued(db: Db, which: { ids: readonly string[] } | { office: 
 
 /** Each office's name, and its address: its static breast unit's (where the letters come from). */
 async function officeAddresses(db: Db, codes: string[]) {
-  const offices = new Map<string, { name: string; address: string[] }>();
+  const offices = new Map<string, { name: string; address: string[]; phone: string | null }>();
   if (codes.length === 0) return offices;
-  const names = await db.selectFrom('screening_office').select(['code', 'name']).where('code', 'in', codes).execute();
+  const names = await db
+    .selectFrom('screening_office')
+    .select(['code', 'name', 'phone'])
+    .where('code', 'in', codes)
+    .execute();
   const places = await db
     .selectFrom('location')
     .select(['bso_code', 'name', 'address', 'postcode'])
@@ -185,7 +184,11 @@ async function officeAddresses(db: Db, codes: string[]) {
     .execute();
   for (const o of names) {
     const place = places.find((p) => p.bso_code === o.code);
-    offices.set(o.code, { name: o.name, address: place ? [place.name, place.address, place.postcode] : [] });
+    offices.set(o.code, {
+      name: o.name,
+      address: place ? [place.name, place.address, place.postcode] : [],
+      phone: o.phone,
+    });
   }
   return offices;
 }
@@ -338,7 +341,6 @@ export async function sendLetters(
   which: { ids: readonly string[] } | { office: string },
   actor: Actor,
   today: IsoDate,
-  settings: LetterSettings = {},
 ): Promise<SendResult> {
   const loaded = await loadQueued(db, which, today);
   const name = (r: { given_name: string; family_name: string }) => `${r.given_name} ${r.family_name}`;
@@ -350,10 +352,7 @@ export async function sendLetters(
     if (block?.status === 'failed') failed.push({ ...who, reason: block.reason });
     else if (block) held.push({ ...who, reason: block.reason });
     else {
-      const letter = resultLetter(
-        { ...facts, office: { ...facts.office, phone: settings.officePhone ?? null } },
-        choice,
-      );
+      const letter = resultLetter(facts, choice);
       ready.push({ id: row.id, row, letter, sha256: sha256(await renderLetterPdf(letter)) });
     }
   }

@@ -44,7 +44,7 @@ export type FhirSymptomaticOutcome =
   'applied' | 'no_action' | 'review' | 'duplicate' | 'superseded' | 'rejected' | 'unprocessable' | 'error';
 
 export interface Tables {
-  screening_office: { code: string; name: string };
+  screening_office: { code: string; name: string; phone: Generated<string | null> };
   gp_practice: { ods_code: string; name: string; postcode: string; bso_code: string; mesh_mailbox: string | null };
   site: { id: string; bso_code: string; name: string; kind: 'static' | 'mobile'; ae_title: string | null };
   location: {

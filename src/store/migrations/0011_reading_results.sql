@@ -10,6 +10,9 @@ alter table clinic add column purpose text not null default 'screening' check (p
 alter table episode add column prior_images text
   check (prior_images in ('not_requested', 'requested', 'received', 'not_available', 'not_needed'));
 
+-- The office's phone number, for "who to call" in letters.
+alter table screening_office add column phone text check (phone ~ '^[0-9][0-9 ]{8,14}$');
+
 -- The GP practice's MESH mailbox: results reach it electronically.
 alter table gp_practice add column mesh_mailbox text check (mesh_mailbox ~ '^[A-Z0-9]{6,20}$');
 
