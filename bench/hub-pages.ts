@@ -1,6 +1,7 @@
 /**
  * Staff page latency with many participants and concurrent users: participant search (by NHS number, and by family
- * name + date of birth) and the whole-person record page, on PGlite and on a PostgreSQL server.
+ * name + date of birth), the whole-person record page, the results to issue and the failsafes page, on PGlite and on
+ * a PostgreSQL server.
  *
  *   npx tsx bench/hub-pages.ts [--participants 250000] [--users 50] [--seconds 20] [--backends pglite,postgres]
  *
@@ -76,10 +77,23 @@ const pick = <T>(list: T[], i: number) => list[i % list.length]!;
 for (const backend of values.backends.split(',')) {
   const database = await freshDatabase(backend === 'postgres' ? 'postgres' : 'pglite');
   const loadStart = Date.now();
+  const readerIds = [];
+  for (const name of ['reader1', 'reader2', 'reader3'])
+    readerIds.push(
+      (
+        await createUser(database.db, {
+          username: name,
+          displayName: name,
+          role: 'film_reader',
+          password: 'bench-reader-123',
+        })
+      ).id,
+    );
   await loadDemoOffice(database.db, {
     seed: 7,
     participants: PARTICIPANTS,
     today: TODAY,
+    readerIds,
     onProgress: progressReporter(),
   });
   const loadSeconds = (Date.now() - loadStart) / 1000;
@@ -88,6 +102,7 @@ for (const backend of values.backends.split(',')) {
     secureCookies: false,
     today: () => TODAY,
     cookieSecret: 'bench-cookie-secret-bench-cookie-secret',
+    failsafeJob: false,
   });
   const base = await app.listen({ port: 0, host: '127.0.0.1' });
 
@@ -168,6 +183,14 @@ for (const backend of values.backends.split(',')) {
           },
         },
       ],
+    },
+    {
+      page: 'results to issue GET /results',
+      requests: (_s, headers) => [{ method: 'GET', path: '/results', headers }],
+    },
+    {
+      page: 'failsafes GET /failsafes',
+      requests: (_s, headers) => [{ method: 'GET', path: '/failsafes?office=DMO', headers }],
     },
   ];
   console.log(
