@@ -59,7 +59,7 @@ describe.skipIf(!haveChromium)('failsafes page in Chromium', () => {
       })
       .execute();
     await runFailsafes(db, 'TST', '2026-11-22');
-    app = await testHub(db);
+    app = await testHub(db, { failsafeJob: true });
     base = await app.listen({ port: 0, host: '127.0.0.1' });
     browser = await launchChromium();
   });
