@@ -154,6 +154,11 @@ export interface ScreeningFacts {
   veryHighRisk?: boolean;
   surveillance?: SurveillanceFacts | null;
   lastScreenedOn?: IsoDate | null;
+  /**
+   * Early (short-term) recall set by her latest assessment outcome (final action EC): `months` after the outcome
+   * `decidedOn`. It replaces the routine recall until she is screened again after it.
+   */
+  earlyRecall?: { decidedOn: IsoDate; months: number } | null;
 }
 
 export type ScreeningStatusCode =
@@ -314,6 +319,12 @@ export function screeningStatus(facts: ScreeningFacts, today: IsoDate): Screenin
 
   // Routine cohort. A screen whose 36-month recall falls before 49 years 8 months (a screen at 45, say) does not
   // move the first call: it is still due by the 53rd birthday.
+  const early = earlyRecallDue(facts);
+  if (early) {
+    const basis = `early recall ${facts.earlyRecall!.months} months after her assessment on ${long(facts.earlyRecall!.decidedOn)}`;
+    if (before(early, today)) return status('overdue', early, `Was due on ${long(early)} (${basis}).`);
+    return status('due', early, `Due on ${long(early)} (${basis}).`);
+  }
   const recall = last != null ? addMonths(last, ROUTINE_RECALL_MONTHS) : null;
   const due = recall != null && !before(recall, eligibleFrom) ? recall : firstCallBy;
   if (!before(due, routineEndsBefore)) {
@@ -330,6 +341,18 @@ export function screeningStatus(facts: ScreeningFacts, today: IsoDate): Screenin
   if (before(due, today)) return status('overdue', due, `Was due on ${long(due)} (${basis}).`);
   if (!before(addMonths(today, DUE_SOON_MONTHS), due)) return status('due', due, `Due by ${long(due)} (${basis}).`);
   return status('eligible', due, `In routine screening: next screen due ${long(due)} (${basis}).`);
+}
+
+/** Her early recall date, while it stands: set by an assessment after her last screen, and before her 71st birthday. */
+function earlyRecallDue(facts: ScreeningFacts): IsoDate | null {
+  const early = facts.earlyRecall;
+  if (!early) return null;
+  if (!isIsoDate(early.decidedOn) || !Number.isInteger(early.months) || early.months < 1)
+    throw new RangeError(`Not an early recall: ${JSON.stringify(early)}`);
+  // Screened again since the assessment: that screen's own recall applies.
+  if (facts.lastScreenedOn != null && before(early.decidedOn, facts.lastScreenedOn)) return null;
+  const due = addMonths(early.decidedOn, early.months);
+  return before(due, nthBirthday(facts.dateOfBirth, ROUTINE_END_AGE)) ? due : null;
 }
 
 /** Annual surveillance by her risk group's protocol, before her 71st birthday. */

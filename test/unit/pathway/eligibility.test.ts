@@ -415,6 +415,43 @@ describe('screeningStatus: very high risk surveillance', () => {
   });
 });
 
+describe('screeningStatus: early recall after assessment', () => {
+  const dob = '1966-05-14';
+  it('is due the chosen months after the assessment outcome, instead of 36 months after the screen', () => {
+    const s = screeningStatus(
+      { dateOfBirth: dob, lastScreenedOn: '2026-10-01', earlyRecall: { decidedOn: '2026-10-20', months: 12 } },
+      '2026-11-23',
+    );
+    expect(s).toMatchObject({ code: 'due', dueDate: '2027-10-20' });
+    expect(s.explanation).toContain('early recall 12 months after her assessment on 20 October 2026');
+  });
+
+  it('is overdue the day after, and stops applying once she is screened again', () => {
+    const facts = {
+      dateOfBirth: dob,
+      lastScreenedOn: '2026-10-01',
+      earlyRecall: { decidedOn: '2026-10-20', months: 6 },
+    };
+    expect(screeningStatus(facts, '2027-04-21')).toMatchObject({ code: 'overdue', dueDate: '2027-04-20' });
+    expect(screeningStatus({ ...facts, lastScreenedOn: '2027-04-25' }, '2027-05-01')).toMatchObject({
+      code: 'eligible',
+      dueDate: '2030-04-25',
+    });
+  });
+
+  it('does not reach past the 71st birthday, and a ceasing or death still comes first', () => {
+    const late = {
+      dateOfBirth: '1956-03-01',
+      lastScreenedOn: '2026-09-01',
+      earlyRecall: { decidedOn: '2026-09-20', months: 6 },
+    };
+    expect(screeningStatus(late, '2026-11-23')).toMatchObject({ code: 'eligible', dueDate: null });
+    expect(screeningStatus({ ...late, dateOfBirth: dob, dateOfDeath: '2026-11-01' }, '2026-11-23').code).toBe(
+      'deceased',
+    );
+  });
+});
+
 describe('screeningStatus: invalid facts', () => {
   it('throws a RangeError for impossible dates or orderings', () => {
     expect(() => screeningStatus({ dateOfBirth: '1974-02-30' }, '2024-01-01')).toThrow(RangeError);
