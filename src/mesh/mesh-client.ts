@@ -331,8 +331,11 @@ export class MeshClient {
 
   private async track(url: URL): Promise<Tracking | null> {
     const answer = await this.request('GET', url);
-    // MESH answers 403 or 404 for a message it does not know (of this mailbox).
-    if (answer.status === 404 || answer.status === 410) return null;
+    // A message MESH does not know (of this mailbox): the MESH API specification gives 403 "Message does not exist"
+    // for both tracking calls, MESH's sandbox 404 (and 410 for one gone). A 403 that is really bad credentials shows
+    // up on the next call (a send, the inbox) as the transient error it is; tracking alone must not wait on it, or a
+    // retry after a lost first send would fail every attempt until they ran out.
+    if (answer.status === 403 || answer.status === 404 || answer.status === 410) return null;
     if (answer.status !== 200) throw this.fail('Tracking', answer);
     const j = this.json<Record<string, unknown>>(answer, 'Tracking');
     const str = (v: unknown) => (typeof v === 'string' ? v : null);

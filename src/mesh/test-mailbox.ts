@@ -5,6 +5,9 @@
  * token's mailbox is the one in the path. Sending to a mailbox it does not know is refused with 417 (MESH error 12,
  * "Unregistered to address"), as MESH does.
  *
+ * A request it cannot make sense of (a malformed path or header) is answered 400, anything else that goes wrong 500:
+ * nothing a client sends throws out of the server (in the demo it runs inside the hub's process).
+ *
  * Tests can make it misbehave: failNext(n) answers the next n requests with 503 (or another status), dropNext(n)
  * closes their sockets without an answer, before or after doing what they asked (the send that arrived but whose
  * answer was lost). Plain HTTP: MESH itself is HTTPS with client certificates.
@@ -89,6 +92,18 @@ export interface TestMailboxOptions {
   now?: () => Date;
 }
 
+/** A request the mailbox cannot make sense of: answered 400. */
+class BadRequest extends Error {}
+
+/** A path segment, %-decoded; a malformed one (a stray or truncated %) is a bad request, not a crash. */
+function decodeSegment(segment: string): string {
+  try {
+    return decodeURIComponent(segment);
+  } catch {
+    throw new BadRequest('Bad request: the address has a malformed %-escape');
+  }
+}
+
 /** Only requests to a mailbox's outbox (sending). */
 export const sends: Match = (method, path) => method === 'POST' && /\/outbox$/.test(path);
 
@@ -141,24 +156,42 @@ export async function startTestMailbox(options: TestMailboxOptions): Promise<Tes
   const server = http.createServer((req, res) => {
     const chunks: Buffer[] = [];
     req.on('data', (c: Buffer) => chunks.push(c));
+    req.on('error', () => req.socket.destroy());
     req.on('end', () => {
-      const url = new URL(req.url ?? '/', 'http://mailbox');
-      const method = req.method ?? 'GET';
-      requests.push(`${method} ${url.pathname}`);
-      const fault = takeFault(method, url.pathname);
-      if (fault && !fault.after) {
-        if (fault.kind === 'drop') return void req.socket.destroy();
-        return send(res, fault.status, { errorDescription: 'Service unavailable (test fault)' });
+      try {
+        respond(req, res, Buffer.concat(chunks));
+      } catch (error) {
+        // Never out of the server: a request that makes no sense is the client's problem (400), anything else ours.
+        if (res.headersSent) return void res.destroy();
+        if (error instanceof BadRequest)
+          send(res, 400, { errorEvent: 'REFUSED', errorCode: '400', errorDescription: error.message });
+        else send(res, 500, { errorEvent: 'ERROR', errorCode: '500', errorDescription: 'Internal error' });
       }
-      const answer = handle(method, url, req.headers, Buffer.concat(chunks));
-      if (fault?.kind === 'drop') return void req.socket.destroy();
-      if (fault) return send(res, fault.status, { errorDescription: 'Service unavailable (test fault)' });
-      if (Buffer.isBuffer(answer.body)) {
-        res.writeHead(answer.status, { 'content-type': 'application/octet-stream', ...answer.headers });
-        res.end(answer.body);
-      } else send(res, answer.status, answer.body, answer.headers);
     });
   });
+
+  function respond(req: http.IncomingMessage, res: http.ServerResponse, body: Buffer) {
+    let url: URL;
+    try {
+      url = new URL(req.url ?? '/', 'http://mailbox');
+    } catch {
+      throw new BadRequest('Bad request: the address is not a valid URL');
+    }
+    const method = req.method ?? 'GET';
+    requests.push(`${method} ${url.pathname}`);
+    const fault = takeFault(method, url.pathname);
+    if (fault && !fault.after) {
+      if (fault.kind === 'drop') return void req.socket.destroy();
+      return send(res, fault.status, { errorDescription: 'Service unavailable (test fault)' });
+    }
+    const answer = handle(method, url, req.headers, body);
+    if (fault?.kind === 'drop') return void req.socket.destroy();
+    if (fault) return send(res, fault.status, { errorDescription: 'Service unavailable (test fault)' });
+    if (Buffer.isBuffer(answer.body)) {
+      res.writeHead(answer.status, { 'content-type': 'application/octet-stream', ...answer.headers });
+      res.end(answer.body);
+    } else send(res, answer.status, answer.body, answer.headers);
+  }
 
   function send(res: http.ServerResponse, status: number, body: unknown, headers: Record<string, string> = {}) {
     const text = JSON.stringify(body ?? {});
@@ -183,7 +216,7 @@ export async function startTestMailbox(options: TestMailboxOptions): Promise<Tes
   function handle(method: string, url: URL, headers: http.IncomingHttpHeaders, body: Buffer): Answer {
     const m = /^\/messageexchange\/([^/]+)(\/.*)?$/.exec(url.pathname);
     if (!m) return refuse(404, '404', 'Not found');
-    const mailbox = decodeURIComponent(m[1]!).toUpperCase();
+    const mailbox = decodeSegment(m[1]!).toUpperCase();
     const rest = m[2] ?? '';
     const token = parseMeshAuthorization(headers.authorization);
     const password = token ? accounts.get(token.mailbox) : undefined;
@@ -265,10 +298,11 @@ export async function startTestMailbox(options: TestMailboxOptions): Promise<Tes
     }
     const byLocal = /^\/outbox\/tracking\/([^/]+)$/.exec(rest);
     if (method === 'GET' && byLocal) {
-      const localId = decodeURIComponent(byLocal[1]!);
+      const localId = decodeSegment(byLocal[1]!);
       // The latest message this mailbox sent with that local id.
       const message = messages.findLast((x) => x.from === mailbox && x.localId === localId);
-      if (!message) return refuse(404, '404', 'Message does not exist');
+      // As the MESH API specification has it for this (deprecated) call: 403 "Message does not exist".
+      if (!message) return refuse(403, '403', 'Message does not exist');
       return tracking(message);
     }
     if (method === 'GET' && rest === '/inbox') {
@@ -279,7 +313,7 @@ export async function startTestMailbox(options: TestMailboxOptions): Promise<Tes
     }
     const one = /^\/inbox\/([^/]+)$/.exec(rest);
     if (method === 'GET' && one) {
-      const message = mine(decodeURIComponent(one[1]!));
+      const message = mine(decodeSegment(one[1]!));
       if (!message) return refuse(404, '404', 'Message does not exist');
       if (message.acknowledgedAt || message.expiredAt) {
         return refuse(410, '410', 'Gone: already acknowledged, or expired');
@@ -307,7 +341,7 @@ export async function startTestMailbox(options: TestMailboxOptions): Promise<Tes
     }
     const ack = /^\/inbox\/([^/]+)\/status\/acknowledged$/.exec(rest);
     if (method === 'PUT' && ack) {
-      const message = mine(decodeURIComponent(ack[1]!));
+      const message = mine(decodeSegment(ack[1]!));
       if (!message || message.expiredAt) return refuse(404, '404', 'Message does not exist');
       message.downloadedAt ??= now();
       message.acknowledgedAt ??= now();

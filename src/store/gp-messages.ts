@@ -10,10 +10,12 @@
  * failed message (a new message if the old one had reached MESH) or one waiting for its next try.
  *
  * Sending is safe with several hub processes: each run claims its rows with FOR UPDATE SKIP LOCKED and a lease
- * (next_attempt_at a few minutes ahead) before any network call, so no transaction is held across HTTP and a crashed
- * run's rows come back after the lease. The bytes sent are stored (content, content_sha256) on the first attempt and
- * every retry sends the same bytes with the same Mex-LocalID (the MessageHeader id); a retry first asks MESH whether
- * a message with that local id already went (the answer to a send can be lost), so the practice never gets two.
+ * (next_attempt_at a few minutes ahead, last_error cleared) before any network call, so no transaction is held across
+ * HTTP and a crashed run's rows come back after the lease. A claimed row (queued, tried, no last_error, its lease
+ * still ahead) is being sent now: staff cannot retry it, which would end the lease and let another run send it too.
+ * The bytes sent are stored (content, content_sha256) on the first attempt and every retry sends the same bytes with
+ * the same Mex-LocalID (the MessageHeader id); a retry first asks MESH whether a message with that local id already
+ * went (the answer to a send can be lost), so the practice never gets two.
  * Every change of state is audited (SYSTEM_ACTOR for the worker).
  */
 import { createHash } from 'node:crypto';
@@ -253,7 +255,12 @@ export async function sendQueuedGpMessages(db: Db, mesh: MeshClient, options: Se
     .skipLocked();
   const claimed = await db
     .updateTable('communication')
-    .set((eb) => ({ attempts: eb('attempts', '+', 1), next_attempt_at: new Date(now.getTime() + LEASE_MS) }))
+    // Clearing last_error marks the lease (a row waiting for its next try always has one): see retryGpMessage.
+    .set((eb) => ({
+      attempts: eb('attempts', '+', 1),
+      next_attempt_at: new Date(now.getTime() + LEASE_MS),
+      last_error: null,
+    }))
     .where('id', 'in', due)
     .where('status', '=', 'queued')
     .returning(['id', 'attempts', 'content'])
@@ -350,7 +357,7 @@ async function sendOne(
   } catch (error) {
     if (error instanceof CannotSend) return fail(error.message);
     const transient = !(error instanceof MeshError) || error.kind === 'transient';
-    const message = error instanceof Error ? error.message : String(error);
+    const message = (error instanceof Error ? error.message : String(error)) || 'unknown error';
     if (!transient) {
       return fail(
         error instanceof MeshError && error.status === 417
@@ -665,9 +672,15 @@ export function recentGpMessages(db: Db, options: { status?: CommunicationStatus
  * Staff ask for a failed message, or one waiting for its next try, to go now. A failed one that had reached MESH
  * (refused by the practice, undeliverable) goes as a new message, made again from the record as it is now; one that
  * never left goes as it was (same bytes, same local id), unless the practice's mailbox has been corrected since it
- * was made. Audited with the previous attempts and error.
+ * was made. Refused while a worker holds it mid-send (its lease is current): ending the lease then would let another
+ * hub process claim it and send it a second time. Audited with the previous attempts and error.
  */
-export async function retryGpMessage(db: Db, id: string, actor: Actor): Promise<{ resend: boolean }> {
+export async function retryGpMessage(
+  db: Db,
+  id: string,
+  actor: Actor,
+  now: Date = new Date(),
+): Promise<{ resend: boolean }> {
   return db.transaction().execute(async (tx) => {
     const row = await tx
       .selectFrom('communication as c')
@@ -678,6 +691,7 @@ export async function retryGpMessage(db: Db, id: string, actor: Actor): Promise<
         'c.status',
         'c.attempts',
         'c.last_error',
+        'c.next_attempt_at',
         'c.mesh_message_id',
         'c.content',
         'g.mesh_mailbox',
@@ -694,6 +708,13 @@ export async function retryGpMessage(db: Db, id: string, actor: Actor): Promise<
         `This message cannot be retried: it is ${row.status === 'queued' ? 'waiting to be sent' : row.status}.`,
       );
     }
+    // Claimed by a run (sendQueuedGpMessages clears last_error with the lease) and the lease not over: mid-send.
+    const beingSent =
+      waiting &&
+      row.last_error === null &&
+      row.next_attempt_at !== null &&
+      new Date(row.next_attempt_at).getTime() > now.getTime();
+    if (beingSent) throw new RuleError('form', 'This message is being sent now: try again in a few minutes');
     const resend = row.status === 'failed' && row.mesh_message_id !== null;
     // Made for a mailbox the practice no longer has (staff corrected it): make it again for the one it has now.
     const remake =

@@ -420,7 +420,7 @@ export interface Tables {
     read_number: ReadNumber;
     reader_id: string;
     opinion: Opinion;
-    details: Json<OpinionDetails>;
+    details: ColumnType<OpinionDetails, string | undefined, string>;
     comment: Generated<string>;
     read_at: CreatedAt;
   };

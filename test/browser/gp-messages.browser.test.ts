@@ -124,4 +124,32 @@ describe.skipIf(!haveChromium)('GP messages page in Chromium', () => {
     await expect.poll(() => page.getByText('The message will be sent again within a minute.').count()).toBe(1);
     expect(await axeViolations(page)).toEqual([]);
   });
+
+  it('says so, with an error summary, when a retry finds the message being sent by another hub process', async () => {
+    const db = database.db;
+    const hillside = () =>
+      db
+        .selectFrom('communication')
+        .select(['id', 'status'])
+        .where('gp_practice_code', '=', 'Y00002')
+        .executeTakeFirstOrThrow();
+    // The last test's retry: the worker tries it at once, and MESH still does not know the mailbox.
+    await expect.poll(async () => (await hillside()).status, { timeout: 10_000, interval: 100 }).toBe('failed');
+    const page = await signedIn('admin');
+    await page.goto(`${base}/communications/gp-messages`);
+    await expect.poll(() => page.getByRole('button', { name: /Retry now/ }).count()).toBe(1);
+    // Meanwhile another hub process has queued it again and claimed it (its lease runs five minutes).
+    await db
+      .updateTable('communication')
+      .set({ status: 'queued', attempts: 1, last_error: null, next_attempt_at: new Date(Date.now() + 5 * 60 * 1000) })
+      .where('id', '=', (await hillside()).id)
+      .execute();
+    await page.getByRole('button', { name: /Retry now/ }).click();
+    await expect.poll(() => page.getByText('There is a problem').count()).toBe(1);
+    await expect
+      .poll(() => page.getByText('This message is being sent now: try again in a few minutes').count())
+      .toBe(2);
+    expect(await axeViolations(page)).toEqual([]);
+    expect(await hillside()).toMatchObject({ status: 'queued' });
+  });
 });

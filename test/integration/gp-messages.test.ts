@@ -1,4 +1,6 @@
 import { createHash } from 'node:crypto';
+import http from 'node:http';
+import type { AddressInfo } from 'node:net';
 import type { FastifyInstance } from 'fastify';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { buildGpResponseMessage, type MessageBundle } from '../../src/fhir/gp-result-message.js';
@@ -531,6 +533,11 @@ describe.each(BACKENDS)('GP results by MESH on %s', (backend) => {
         .orderBy('id', 'desc')
         .executeTakeFirstOrThrow();
       expect(viewed.username).toBe('admin');
+      // Who was on the page, by id.
+      const shown = viewed.detail as { communicationIds: string[]; participantIds: string[] };
+      expect(shown.communicationIds).toEqual(expect.arrayContaining([failed.id, late.id]));
+      expect(shown.participantIds).toEqual(expect.arrayContaining([failed.participantId, late.participantId]));
+      expect(new Set(shown.communicationIds).size).toBe(shown.communicationIds.length);
 
       const retried = await admin.post(`/communications/gp-messages/${failed.id}/retry`, {});
       expect(retried.statusCode).toBe(303);
@@ -555,6 +562,71 @@ describe.each(BACKENDS)('GP results by MESH on %s', (backend) => {
       expect((await other.post('/communications/gp-messages/not-a-uuid/retry', {})).statusCode).toBe(404);
       // Put it back out of the way of later sends.
       await db().updateTable('communication').set({ status: 'failed' }).where('id', '=', failed.id).execute();
+    });
+
+    it('refuses to retry a message another hub process is sending now, and it reaches the practice once', async () => {
+      clock += minutes(60);
+      const a = await queuedResult();
+      // A MESH that holds the first worker's send until the test lets it go (then answers 503).
+      let release = () => {};
+      const released = new Promise<void>((resolve) => (release = resolve));
+      let held = 0;
+      const slow = http.createServer((req, res) => {
+        held += 1;
+        req.resume();
+        void released.then(() => {
+          res.writeHead(503, { 'content-type': 'application/json' });
+          res.end('{"errorDescription":"Service unavailable"}');
+        });
+      });
+      await new Promise<void>((resolve) => slow.listen(0, '127.0.0.1', resolve));
+      try {
+        const port = (slow.address() as AddressInfo).port;
+        const first = sendQueuedGpMessages(db(), new MeshClient({ ...settings, url: `http://127.0.0.1:${port}` }), {
+          now: at(),
+        });
+        await expect.poll(() => held, { timeout: 10_000, interval: 20 }).toBe(1);
+        expect(await message(a.id)).toMatchObject({ status: 'queued', attempts: 1, last_error: null });
+
+        // Mid-send: no retry, from the store or the page (which says why), and no second worker takes it.
+        await expect(retryGpMessage(db(), a.id, office.actor, at())).rejects.toThrow(
+          'This message is being sent now: try again in a few minutes',
+        );
+        const admin = await signedIn(withoutMesh, 'admin');
+        await admin.get('/communications/gp-messages');
+        const refused = await admin.post(`/communications/gp-messages/${a.id}/retry`, {});
+        expect(refused.statusCode).toBe(422);
+        expect(refused.body).toContain('There is a problem');
+        expect(refused.body).toContain('This message is being sent now: try again in a few minutes');
+        expect(refused.body).toContain('href="#attention"');
+        expect(new Date((await message(a.id)).next_attempt_at!).getTime()).toBe(at(minutes(5)).getTime());
+        await sendQueuedGpMessages(db(), hub, { now: at(minutes(1)) });
+        expect(atPractice(a.id)).toHaveLength(0);
+        expect((await message(a.id)).attempts).toBe(1);
+
+        // The held send fails; now it waits for its next try, and staff may send it at once.
+        release();
+        expect(await first).toEqual({ sent: 0, retrying: 1, failed: 0 });
+        expect((await message(a.id)).last_error).toMatch(/HTTP 503/);
+        expect(await retryGpMessage(db(), a.id, office.actor, at(minutes(1)))).toEqual({ resend: false });
+        // Its second try asks MESH about the local id (unknown: 403) and sends it.
+        const summary = await sendQueuedGpMessages(db(), hub, { now: at(minutes(1)) });
+        expect(summary.sent).toBeGreaterThanOrEqual(1);
+        expect(atPractice(a.id)).toHaveLength(1);
+        expect(await message(a.id)).toMatchObject({ status: 'sent', attempts: 2 });
+        expect((await auditOf(a.id)).map((e) => e.action)).toEqual([
+          'gp_message.retry_scheduled',
+          'gp_message.retry',
+          'gp_message.sent',
+        ]);
+        await pollGpInbox(riverside);
+        await pollGpMessageUpdates(db(), hub, { now: at(minutes(2)) });
+        expect((await message(a.id)).status).toBe('acknowledged');
+      } finally {
+        release();
+        slow.closeAllConnections();
+        await new Promise((resolve) => slow.close(resolve));
+      }
     });
 
     it('says so when no MESH mailbox is configured, checks its filter, and is only for staff who send letters', async () => {

@@ -492,6 +492,18 @@ describe.each(BACKENDS)('reading on %s', (backend) => {
       expect(list.body).toContain('Routine recall (R)');
       expect(list.body).toContain('Not requested');
       expect(list.body).toContain('16 November 2026');
+      const worklistViewed = async () =>
+        (
+          await db()
+            .selectFrom('audit_event')
+            .select(['username', 'detail'])
+            .where('action', '=', 'reading.worklist')
+            .orderBy('id', 'desc')
+            .executeTakeFirstOrThrow()
+        ).detail as { appointmentIds: string[]; deferredAppointmentIds: string[]; batch: string };
+      // The audit names the exams listed.
+      expect(await worklistViewed()).toMatchObject({ batch: '50', deferredAppointmentIds: [] });
+      expect((await worklistViewed()).appointmentIds).toContain(exam.appointmentId);
 
       const session = await first.get('/reading/next?session=25&done=0');
       expect(session.statusCode).toBe(303);
@@ -579,6 +591,9 @@ describe.each(BACKENDS)('reading on %s', (backend) => {
         (await first.post(`/reading/${other.appointmentId}/defer`, { deferReason: 'Needs priors' })).statusCode,
       ).toBe(303);
       expect((await first.get('/reading')).body).toContain('Needs priors');
+      // Deferred: off the reader's list, and named in the audit as deferred.
+      expect((await worklistViewed()).deferredAppointmentIds).toEqual([other.appointmentId]);
+      expect((await worklistViewed()).appointmentIds).not.toContain(other.appointmentId);
       expect((await first.post(`/reading/${other.appointmentId}/resume`, {})).statusCode).toBe(303);
 
       // Staff without reading.read are refused.

@@ -16,6 +16,7 @@ import {
   bookAppointment,
   bookingNeeds,
   changeAppointmentStatus,
+  CLINIC_PURPOSE_LABELS,
   findAppointments,
   listClinics,
   listSitesAndLocations,
@@ -28,6 +29,14 @@ import { page, redirectWithMessage } from '../render.js';
 
 const uuid = z.uuid();
 const BOOKING_WINDOW_DAYS = 42;
+const PURPOSES = ['all', 'screening', 'assessment'] as const;
+type PurposeFilter = (typeof PURPOSES)[number];
+const purposeItems = (chosen: PurposeFilter) =>
+  PURPOSES.map((value) => ({
+    value,
+    text: value === 'all' ? 'Screening and assessment' : CLINIC_PURPOSE_LABELS[value],
+    selected: value === chosen,
+  }));
 
 async function appointmentById(db: Db, id: string) {
   if (!uuid.safeParse(id).success) return undefined;
@@ -40,7 +49,7 @@ export function registerClinicPages(app: FastifyInstance, db: Db): void {
   const canAttend = { preHandler: pageNeeds('appointment.attendance') };
 
   app.get('/clinics', canView, async (request, reply) => {
-    const q = request.query as { from?: string; to?: string; site?: string; location?: string };
+    const q = request.query as { from?: string; to?: string; site?: string; location?: string; purpose?: string };
     const today = app.today();
     const from = q.from && isIsoDate(q.from) ? q.from : today;
     const to = q.to && isIsoDate(q.to) && q.to >= from ? q.to : addDays(from, 13);
@@ -48,19 +57,24 @@ export function registerClinicPages(app: FastifyInstance, db: Db): void {
     if (q.from && !isIsoDate(q.from)) errors.from = 'The from date must be a real date, like 2026-11-23';
     if (q.to && (!isIsoDate(q.to) || q.to < from))
       errors.to = 'The to date must be a real date on or after the from date';
+    // All clinics unless one purpose is chosen: this list is to look at, booking offers only the right kind.
+    const purpose = PURPOSES.find((p) => p === (q.purpose || 'all'));
+    if (!purpose) errors.purpose = 'Choose screening, assessment, or both';
     const { sites, locations } = await listSitesAndLocations(db);
     const clinics = await listClinics(db, {
       from,
       to,
+      purpose: purpose ?? 'all',
       ...(q.site ? { siteId: q.site } : {}),
       ...(q.location ? { locationId: q.location } : {}),
     });
     return page(request, reply, 'clinics.njk', {
       title: 'Clinics',
-      clinics,
+      clinics: clinics.map((c) => ({ ...c, purposeLabel: CLINIC_PURPOSE_LABELS[c.purpose] })),
       sites,
       locations,
-      filter: { from, to, site: q.site, location: q.location },
+      purposes: purposeItems(purpose ?? 'all'),
+      filter: { from, to, site: q.site, location: q.location, purpose: purpose ?? 'all' },
       errors,
     });
   });
@@ -73,6 +87,7 @@ export function registerClinicPages(app: FastifyInstance, db: Db): void {
       title: `Clinic: ${data.clinic.site_name}, ${data.clinic.location_name}`,
       back: { href: `/clinics?from=${data.clinic.clinic_date}`, text: 'All clinics' },
       ...data,
+      purposeLabel: CLINIC_PURPOSE_LABELS[data.clinic.purpose],
       canAttend: request.user && can(request.user.role, 'appointment.attendance'),
     });
   });
@@ -92,7 +107,20 @@ export function registerClinicPages(app: FastifyInstance, db: Db): void {
       .executeTakeFirst();
     if (!participant) return reply.callNotFound();
     const from = app.today();
-    const { needs, clinics } = await suitableClinics(db, participantId, from, addDays(from, BOOKING_WINDOW_DAYS));
+    // A new booking here is for screening; an appointment is rescheduled to a clinic of its own kind (an assessment
+    // appointment to another assessment clinic): the store refuses any other.
+    const purpose = rescheduling
+      ? (
+          await db
+            .selectFrom('clinic')
+            .select('purpose')
+            .where('id', '=', rescheduling.clinic_id)
+            .executeTakeFirstOrThrow()
+        ).purpose
+      : 'screening';
+    const { needs, clinics } = await suitableClinics(db, participantId, from, addDays(from, BOOKING_WINDOW_DAYS), {
+      purpose,
+    });
     return page(request, reply, 'book.njk', {
       title: rescheduling ? 'Reschedule the appointment' : 'Book an appointment',
       back: { href: rescheduling ? `/appointments/${rescheduling.id}` : `/participants/${participantId}` },

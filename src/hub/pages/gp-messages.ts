@@ -1,4 +1,4 @@
-import type { FastifyInstance } from 'fastify';
+import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import { z } from 'zod';
 import { MESH_DEFAULTS, MeshClient } from '../../mesh/mesh-client.js';
 import { duration } from '../../pathway/dates.js';
@@ -9,6 +9,7 @@ import {
   type CommunicationStatus,
 } from '../../pathway/screening-outcomes.js';
 import { recordAudit } from '../../store/audit.js';
+import { RuleError } from '../../store/errors.js';
 import {
   gpMessageCounts,
   gpMessageProblems,
@@ -35,9 +36,10 @@ export function registerGpMessagePages(app: FastifyInstance, options: HubOptions
   const limitHours = mesh?.acknowledgementLimitHours ?? MESH_DEFAULTS.acknowledgementLimitHours;
   const worker = mesh ? startWorker(app, options) : null;
 
-  app.get(PATH, { preHandler: pageNeeds('letters.send') }, async (request, reply) => {
+  /** The page, with the status filter from the query and any problem from a refused retry. */
+  async function showPage(request: FastifyRequest, reply: FastifyReply, problems: FieldErrors = {}) {
     const query = (request.query ?? {}) as Record<string, string>;
-    const errors: FieldErrors = {};
+    const errors: FieldErrors = { ...problems };
     let status: CommunicationStatus | undefined;
     if (query.status) {
       if ((COMMUNICATION_STATUSES as readonly string[]).includes(query.status)) {
@@ -45,21 +47,26 @@ export function registerGpMessagePages(app: FastifyInstance, options: HubOptions
       } else errors.status = 'Choose a status from the list';
     }
     const now = new Date();
-    const [counts, unacknowledged, problems, recent] = await Promise.all([
+    const [counts, unacknowledged, problemRows, recent] = await Promise.all([
       gpMessageCounts(db),
       unacknowledgedAlerts(db, now, limitHours),
       gpMessageProblems(db),
       recentGpMessages(db, { status, limit: 50 }),
     ]);
-    const people = new Set(
-      [...unacknowledged, ...problems.failed, ...problems.waiting, ...recent].map((m) => m.participant_id),
-    );
+    const shown = [...unacknowledged, ...problemRows.failed, ...problemRows.waiting, ...recent];
     await recordAudit(db, actorOf(request), {
       action: 'gp_messages.view',
       entityType: 'communication',
-      detail: { status: status ?? null, peopleShown: people.size, counts },
+      detail: {
+        status: status ?? null,
+        counts,
+        // Who was on the page: ids only.
+        communicationIds: [...new Set(shown.map((m) => m.id))],
+        participantIds: [...new Set(shown.map((m) => m.participant_id))],
+      },
     });
-    return page(request, reply.code(errors.status ? 400 : 200), 'gp-messages.njk', {
+    const code = Object.keys(problems).length > 0 ? 422 : errors.status ? 400 : 200;
+    return page(request, reply.code(code), 'gp-messages.njk', {
       title: 'GP messages',
       errors,
       values: { status: query.status ?? '' },
@@ -70,16 +77,25 @@ export function registerGpMessagePages(app: FastifyInstance, options: HubOptions
       statusLabels: COMMUNICATION_STATUS_LABELS,
       kindLabels: COMMUNICATION_KIND_LABELS,
       unacknowledged,
-      failed: problems.failed,
-      waiting: problems.waiting,
+      failed: problemRows.failed,
+      waiting: problemRows.waiting,
       recent,
     });
-  });
+  }
+
+  app.get(PATH, { preHandler: pageNeeds('letters.send') }, (request, reply) => showPage(request, reply));
 
   app.post(`${PATH}/:id/retry`, { preHandler: pageNeeds('letters.send') }, async (request, reply) => {
     const { id } = request.params as { id: string };
     if (!z.uuid().safeParse(id).success) return reply.callNotFound();
-    const { resend } = await retryGpMessage(db, id, actorOf(request));
+    let resend: boolean;
+    try {
+      ({ resend } = await retryGpMessage(db, id, actorOf(request)));
+    } catch (error) {
+      // Not retried (already on its way, being sent now): the page again, saying why.
+      if (error instanceof RuleError) return showPage(request, reply, { attention: error.message });
+      throw error;
+    }
     worker?.kick();
     return redirectWithMessage(
       reply,

@@ -13,6 +13,16 @@ import { activeSuspension, liftSuspension } from '../../store/symptomatic.js';
 import { ceasingHistory, latestReinstatement } from '../../store/ceasing.js';
 import { listParticipantMoves } from '../../store/movers.js';
 import { can } from '../../pathway/staff-roles.js';
+import { LETTER_FORMAT_LABELS } from '../../pathway/invitation-letters.js';
+import {
+  ASSESSMENT_OUTCOME_LABELS,
+  COMMUNICATION_KIND_LABELS,
+  COMMUNICATION_STATUS_LABELS,
+  EXAM_RESULT_LABELS,
+  SIDE_LABELS,
+} from '../../pathway/screening-outcomes.js';
+import { STATUS_LABELS } from '../../pathway/appointment-status.js';
+import type { ParticipantRecord } from '../../store/participant-record.js';
 import { actorOf, pageNeeds } from '../auth.js';
 import { dateFromParts, fieldErrors, nhsNumberField, type FieldErrors } from '../forms.js';
 import { page, redirectWithMessage } from '../render.js';
@@ -44,6 +54,11 @@ function searchFrom(body: Record<string, string>, today: string): { query?: Sear
     query: { by: 'nameAndBirthDate', familyName, dateOfBirth: dob.value, ...(givenName ? { givenName } : {}) },
     errors,
   };
+}
+
+/** Early recall from her latest assessment outcome, when it set one. */
+function earlyRecallOf(outcome: { decided_on: string; early_recall_months: number | null } | undefined) {
+  return outcome?.early_recall_months ? { decidedOn: outcome.decided_on, months: outcome.early_recall_months } : null;
 }
 
 export function registerParticipantPages(app: FastifyInstance, db: Db): void {
@@ -147,6 +162,61 @@ async function imagesInPacs(db: Db, participantId: string) {
   return Object.fromEntries(rows.map((r) => [r.id, r]));
 }
 
+/**
+ * Where an exam without a result stands, in words anyone who may open her record may see: from the number of reads
+ * alone, never their opinions (read 1 and 2 are blind to each other, and film readers open this page). Two reads may
+ * agree (the result is next) or not (arbitration is next): which, this page does not say.
+ */
+export function readingStatus(exam: { images_available_at: Date | null; reads: number }): {
+  text: string;
+  hint: string;
+} {
+  if (!exam.images_available_at)
+    return { text: 'Waiting for the images', hint: 'The images have not reached the PACS yet' };
+  if (exam.reads === 0) return { text: 'Waiting for reading', hint: 'Not read yet' };
+  if (exam.reads === 1) return { text: 'Waiting for reading', hint: 'Read once: the second read is to do' };
+  if (exam.reads === 2)
+    return {
+      text: 'Read, waiting for the result',
+      hint: 'Read twice: if the readers disagree, it is arbitrated before the result',
+    };
+  return { text: 'Read, waiting for the result', hint: 'Read twice and arbitrated' };
+}
+
+const SENT = new Set(['sent', 'delivered', 'acknowledged']);
+
+/** Her results, assessment outcomes and communications, with the words staff see. */
+function resultsAndLetters(record: ParticipantRecord, canAssess: boolean) {
+  return {
+    exams: record.exams.map((e) => ({
+      ...e,
+      resultLabel: e.result ? EXAM_RESULT_LABELS[e.result] : null,
+      waiting: e.result ? null : readingStatus(e),
+      followUpStatusLabel:
+        e.follow_up_status && e.follow_up_status !== 'scheduled' ? STATUS_LABELS[e.follow_up_status] : null,
+    })),
+    outcomes: record.assessmentOutcomes.map((o) => ({
+      ...o,
+      outcomeLabel: ASSESSMENT_OUTCOME_LABELS[o.outcome],
+      sideLabel: o.side ? SIDE_LABELS[o.side] : null,
+      href: canAssess ? `/assessment/${o.episode_id}` : null,
+    })),
+    communications: record.communications.map((m) => ({
+      ...m,
+      kindLabel: COMMUNICATION_KIND_LABELS[m.kind],
+      statusLabel: COMMUNICATION_STATUS_LABELS[m.status],
+      formatLabel:
+        m.channel === 'mesh'
+          ? 'Electronic message (MESH)'
+          : m.format
+            ? LETTER_FORMAT_LABELS[m.format] + (m.format === 'translated' && m.language ? ` (${m.language})` : '')
+            : 'Chosen when it is sent',
+      pdf: m.channel === 'letter' && SENT.has(m.status) && m.words_kept ? `/communications/letters/${m.id}.pdf` : null,
+      wordsNotKept: m.channel === 'letter' && SENT.has(m.status) && !m.words_kept,
+    })),
+  };
+}
+
 /** Her record; with `form`, what was sent back to it with what is wrong (the page is then answered 400). */
 export async function showRecord(
   request: FastifyRequest,
@@ -174,6 +244,7 @@ export async function showRecord(
       ceased: p.ceased_reason && p.ceased_on ? { reason: p.ceased_reason, on: p.ceased_on } : null,
       veryHighRisk: p.very_high_risk,
       lastScreenedOn: record.lastScreenedOn,
+      earlyRecall: earlyRecallOf(record.assessmentOutcomes[0]),
       reinstated: latestReinstatement(ceasings),
       surveillance: { riskGroup: p.vhr_risk_group, since: p.vhr_since, radiotherapyOn: p.vhr_radiotherapy_on },
     },
@@ -207,6 +278,7 @@ export async function showRecord(
     ceasings: ceasings.map((e) => ({ ...e, reasonLabel: ceasingLabel(e.ceasing_reason) })),
     openConflicts,
     canResolveConflicts: request.user ? can(request.user.role, 'conflict.resolve') : false,
+    results: resultsAndLetters(record, request.user ? can(request.user.role, 'assessment.record') : false),
     values: form?.values ?? {},
     errors: form?.errors ?? {},
   });

@@ -91,7 +91,13 @@ export function registerReadingPages(app: FastifyInstance, options: HubOptions):
     await recordAudit(db, actorOf(request), {
       action: 'reading.worklist',
       entityType: 'appointment',
-      detail: { batch, shown: worklist.exams.length, waiting: worklist.waiting, deferred: worklist.deferred.length },
+      // The exams on the page, by id (compact: no names or NHS numbers in the audit).
+      detail: {
+        batch,
+        waiting: worklist.waiting,
+        appointmentIds: worklist.exams.map((e) => e.appointmentId),
+        deferredAppointmentIds: worklist.deferred.map((d) => d.appointmentId),
+      },
     });
     return page(request, reply, 'reading.njk', {
       title: 'Reading',

@@ -86,6 +86,17 @@ describe('the client against the test mailbox', () => {
     });
   });
   afterAll(() => mailbox.close());
+  /** The status of a raw request to the test mailbox. */
+  const status = (method: string, path: string, authorization: string) =>
+    new Promise<number>((resolve, reject) => {
+      const req = request(`${mailbox.url}${path}`, { method, headers: { authorization } }, (res) => {
+        res.resume();
+        resolve(res.statusCode ?? 0);
+      });
+      req.setTimeout(5000, () => req.destroy(new Error(`No answer to ${method} ${path}`)));
+      req.on('error', reject);
+      req.end();
+    });
 
   it('sends, tracks, lists, downloads and acknowledges', async () => {
     await hub().handshake();
@@ -173,6 +184,35 @@ describe('the client against the test mailbox', () => {
     });
     expect(mailbox.messagesTo('Y00001MB')).toHaveLength(before + 1);
     expect(await hub().trackLocalId('lost-answer')).not.toBeNull();
+  });
+
+  it('finds nothing for a local id MESH does not know, whether MESH says 403 or 404', async () => {
+    // The MESH API specification answers 403 "Message does not exist" here; the test mailbox does the same.
+    const token = meshAuthorization('HUBMBX01', 'hub-pw', KEY);
+    expect(await status('GET', '/messageexchange/HUBMBX01/outbox/tracking/never-sent', token)).toBe(403);
+    expect(await hub().trackLocalId('never-sent')).toBeNull();
+    expect(await hub().trackMessage('20261123000000000000_NOSUCH')).toBeNull();
+    // Bad credentials are still an error everywhere else (the send after a tracking miss fails, and is retried).
+    const wrong = new MeshClient({ url: mailbox.url, mailbox: 'HUBMBX01', password: 'nope', sharedKey: KEY });
+    await expect(wrong.send({ to: 'Y00001MB', workflowId: 'WF', body: 'x' })).rejects.toMatchObject({
+      status: 403,
+      kind: 'transient',
+    });
+  });
+
+  it('answers a malformed address 400 and carries on, never throwing out of the server', async () => {
+    const token = () => meshAuthorization('HUBMBX01', 'hub-pw', KEY);
+    for (const path of [
+      '/messageexchange/%E0%A4%A/inbox',
+      '/messageexchange/HUBMBX01/inbox/%E0%A4%A',
+      '/messageexchange/HUBMBX01/inbox/%ZZ/status/acknowledged',
+      '/messageexchange/HUBMBX01/outbox/tracking/%',
+    ]) {
+      expect(await status(path.endsWith('acknowledged') ? 'PUT' : 'GET', path, token()), path).toBe(400);
+    }
+    expect(await status('GET', '//[', token())).toBe(400);
+    // Still up, and still answering properly.
+    expect(await hub().listInbox()).toEqual(expect.any(Array));
   });
 
   it('gives up on a server that does not answer in time', async () => {
