@@ -220,6 +220,8 @@ describe.each(BACKENDS)('results and letters on her record, and clinic purpose, 
     expect(section).toContain('In 12 months');
     expect(section).not.toContain('20 November 2026');
     expect(section).not.toContain(`/assessment/${episodeId}`);
+    // Her screening status follows the early recall, not the routine 36 months.
+    expect(page.body).toContain('early recall 12 months after her assessment on 21 November 2026');
     // Letters and the GP message, newest first: the letter sent today can be downloaded; the old one's words were
     // not kept; the GP message waits with its last error.
     const rows = section.split('<tr class="nhsuk-table__row">').filter((r) => r.includes('Queued '));
