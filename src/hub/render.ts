@@ -19,6 +19,7 @@ function navigation(request: FastifyRequest) {
     can(user.role, 'assessment.record') && { href: '/assessment', text: 'Assessment' },
     can(user.role, 'letters.send') && { href: '/communications', text: 'Letters and GP messages' },
     can(user.role, 'failsafe.view') && { href: '/failsafes', text: 'Failsafes' },
+    can(user.role, 'reports.view') && { href: '/reports', text: 'Reports' },
     can(user.role, 'conflict.resolve') && { href: '/conflicts', text: 'Data conflicts' },
     can(user.role, 'invitation.plan') && { href: '/invitations/batch', text: 'Invitation batches' },
     can(user.role, 'gateway.manage') && { href: '/support/gateways', text: 'Gateways' },

@@ -26,7 +26,9 @@ export type Permission =
   | 'result.issue'
   | 'assessment.record'
   | 'letters.send'
-  | 'failsafe.view';
+  | 'failsafe.view'
+  | 'reports.view'
+  | 'intervention.manage';
 
 const GRANTS: Record<Role, readonly Permission[]> = {
   admin: [
@@ -41,11 +43,19 @@ const GRANTS: Record<Role, readonly Permission[]> = {
     'result.issue',
     'letters.send',
     'failsafe.view',
+    'reports.view',
   ],
   mammographer: ['participant.view', 'participant.edit', 'clinic.view', 'appointment.attendance'],
   // Film readers (radiologists, advanced practitioners) read and arbitrate, and record assessment.
   film_reader: ['participant.view', 'clinic.view', 'reading.read', 'assessment.record'],
-  programme_manager: ['participant.view', 'clinic.view', 'invitation.plan', 'failsafe.view'],
+  programme_manager: [
+    'participant.view',
+    'clinic.view',
+    'invitation.plan',
+    'failsafe.view',
+    'reports.view',
+    'intervention.manage',
+  ],
   // The support team looks after gateways and links, not people: no personal data.
   support: ['clinic.view', 'gateway.manage'],
   // A Trust EPR's interface engine posting FHIR to the symptomatic link: it tells the hub of diagnoses and

@@ -500,4 +500,17 @@ export interface Tables {
     as_of: string;
     counts: Json<Record<string, unknown>>;
   };
+  postcode_lsoa: { postcode_key: string; lsoa_code: string };
+  lsoa_imd: { lsoa_code: string; imd_decile: number; imd_quintile: Generated<number>; source: Generated<string> };
+  intervention: {
+    id: Generated<string>;
+    bso_code: string;
+    gp_practice_code: string | null;
+    label: string;
+    description: Generated<string>;
+    starts_on: string;
+    ends_on: string | null;
+    created_by: string | null;
+    created_at: CreatedAt;
+  };
 }

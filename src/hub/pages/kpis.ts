@@ -1,0 +1,8 @@
+import type { FastifyInstance } from 'fastify';
+import type { HubOptions } from '../app.js';
+
+/** Placeholder: filled in by issue 7. */
+export function registerKpiPages(app: FastifyInstance, options: HubOptions): void {
+  void app;
+  void options;
+}
