@@ -27,6 +27,12 @@ import {
   type BreastSide,
 } from './screening-outcomes.js';
 
+/**
+ * The reason (communication.last_error) on a letter or GP message about an assessment outcome that was still waiting
+ * to be sent when the outcome was corrected: it is failed with this reason, kept, and a new pair is queued.
+ */
+export const REPLACED_BY_CORRECTION = 'Replaced by a corrected outcome';
+
 export const EARLY_RECALL_MONTHS = [6, 12, 18, 24] as const;
 export type EarlyRecallMonths = (typeof EARLY_RECALL_MONTHS)[number];
 

@@ -13,8 +13,11 @@ export const FAILSAFE_CHECKS = [
   'read_no_result',
   'result_letter_not_sent',
   'result_gp_not_acknowledged',
+  'technical_recall_no_repeat',
   'recalled_no_assessment',
   'assessment_no_outcome',
+  'outcome_letter_not_sent',
+  'outcome_gp_not_acknowledged',
   'appointment_not_closed',
   'open_conflicts',
   'movers_not_acknowledged',
@@ -96,6 +99,16 @@ export const FAILSAFE_DEFINITIONS: Record<FailsafeCheckId, FailsafeCheck> = {
     counts: 'the day the message was sent (or the result was issued, when it has not been sent)',
     group: 'pathway',
   },
+  technical_recall_no_repeat: {
+    id: 'technical_recall_no_repeat',
+    title: 'Technical recall, but no repeat exam',
+    short: 'No repeat exam',
+    meaning:
+      'Her result is technical recall, but no repeat screening appointment stands: none could be booked, or it was cancelled, she did not attend or she was not screened, and no new one is booked.',
+    owner: OWNERS.office,
+    counts: 'the day the result was issued',
+    group: 'pathway',
+  },
   recalled_no_assessment: {
     id: 'recalled_no_assessment',
     title: 'Recalled for assessment, but no assessment appointment',
@@ -114,6 +127,26 @@ export const FAILSAFE_DEFINITIONS: Record<FailsafeCheckId, FailsafeCheck> = {
       'Her assessment appointment has passed, or assessment procedures are recorded, but no multidisciplinary outcome is recorded.',
     owner: OWNERS.assessment,
     counts: 'the day of her first assessment appointment or procedure',
+    group: 'pathway',
+  },
+  outcome_letter_not_sent: {
+    id: 'outcome_letter_not_sent',
+    title: 'Assessment outcome recorded, but her letter not sent',
+    short: 'Outcome letter not sent',
+    meaning:
+      'Her assessment outcome is recorded but the letter telling her is missing, still waiting to be sent, or failed.',
+    owner: OWNERS.office,
+    counts: 'the day the outcome was decided',
+    group: 'pathway',
+  },
+  outcome_gp_not_acknowledged: {
+    id: 'outcome_gp_not_acknowledged',
+    title: 'Assessment outcome recorded, but her GP has not acknowledged it',
+    short: 'Outcome: GP not acknowledged',
+    meaning:
+      'The electronic message telling her GP practice her assessment outcome is missing, not sent, failed, or sent but not yet acknowledged by the practice.',
+    owner: OWNERS.gpMessaging,
+    counts: 'the day the message was sent (or the outcome was decided, when it has not been sent)',
     group: 'pathway',
   },
   appointment_not_closed: {

@@ -15,7 +15,7 @@
  *
  * Every string in a letter is WinAnsi text (the PDF's standard fonts): winAnsiText replaces anything else.
  */
-import { ageOn, daysBetween, formatLongDate, MONTH_NAMES, type IsoDate } from './dates.js';
+import { ageOn, compareIsoDate, daysBetween, formatLongDate, MONTH_NAMES, type IsoDate } from './dates.js';
 import { LETTER_FORMAT_LABELS, LETTER_PRODUCTION, type LetterChoice, type LetterFormat } from './invitation-letters.js';
 import { formatNhsNumber } from './nhs-number.js';
 import { isMalignant, type AssessmentOutcome, type CommunicationKind } from './screening-outcomes.js';
@@ -49,7 +49,10 @@ export interface ResultLetterFacts {
   office: { name: string; address: readonly string[]; phone: string | null };
   /** The day of the exam the result is for. */
   screenedOn: IsoDate | null;
-  /** Normal result: when her next screening is due. */
+  /**
+   * Normal result, or a normal or benign assessment outcome without early recall: when her next screening is due
+   * (36 months after screening, 12 under very high risk surveillance). The letter words the interval from it.
+   */
   nextTestDue: IsoDate | null;
   /** Technical recall or assessment: the appointment booked; a malignant outcome: her next appointment, if booked. */
   appointment: LetterAppointment | null;
@@ -97,6 +100,23 @@ export interface ResultLetter {
 /** Why a queued letter cannot go: 'failed' for good (she has died), 'held' until something is done. */
 export type LetterBlock = { status: 'failed' | 'held'; reason: string };
 
+/**
+ * A letter is never sent about an appointment on the letter's own day or before it: she could not get it in time.
+ * It waits (held) until a later appointment is booked.
+ */
+function tooLate(appointment: LetterAppointment | null, date: IsoDate): LetterBlock | null {
+  if (!appointment) return null;
+  const order = compareIsoDate(appointment.date, date);
+  if (order > 0) return null;
+  return {
+    status: 'held',
+    reason:
+      order === 0
+        ? `Her appointment is today (${formatLongDate(appointment.date)}), too soon for a letter: book her a new one, or tell her by phone`
+        : `Her appointment on ${formatLongDate(appointment.date)} has passed: book her a new one`,
+  };
+}
+
 export function letterBlock(facts: ResultLetterFacts): LetterBlock | null {
   if (facts.dateOfDeath) return { status: 'failed', reason: `Died on ${formatLongDate(facts.dateOfDeath)}` };
   switch (facts.kind) {
@@ -105,15 +125,21 @@ export function letterBlock(facts: ResultLetterFacts): LetterBlock | null {
     case 'result_technical_recall':
     case 'result_assessment':
       return facts.appointment
-        ? null
+        ? tooLate(facts.appointment, facts.date)
         : {
             status: 'held',
             reason: facts.appointmentProblem
               ? `No appointment booked: ${facts.appointmentProblem}`
               : 'No appointment booked yet',
           };
-    case 'assessment_outcome':
-      return facts.outcome ? null : { status: 'held', reason: 'No assessment outcome recorded yet' };
+    case 'assessment_outcome': {
+      const o = facts.outcome;
+      if (!o) return { status: 'held', reason: 'No assessment outcome recorded yet' };
+      if (isMalignant(o.outcome)) return tooLate(facts.appointment, facts.date);
+      if (o.earlyRecallMonths === null && !facts.nextTestDue)
+        return { status: 'held', reason: 'No next test due date for the outcome' };
+      return null;
+    }
   }
 }
 
@@ -357,7 +383,7 @@ function englishWords(facts: ResultLetterFacts, choice: LetterChoice, easy: bool
           p.push('We will write to you with an appointment.');
         } else {
           p.push('You can go back to normal breast screening.');
-          p.push('We will ask you to come again in about 3 years.');
+          p.push(...nextScreening(facts, facts.screenedOn ?? facts.date, facts.nextTestDue ?? facts.date, true));
         }
         p.push(...BREAST_AWARENESS_EASY);
       } else {
@@ -367,11 +393,14 @@ function englishWords(facts: ResultLetterFacts, choice: LetterChoice, easy: bool
             ? 'We are pleased to tell you that the tests showed no signs of cancer. They found a benign change in your breast: benign means it is not cancer. The staff at the clinic will have talked to you about it.'
             : 'We are pleased to tell you that the tests showed no signs of cancer.',
         );
-        p.push(
-          early
-            ? `We would like to see you again in ${early} months for another mammogram, to check that nothing has changed. We will write to you with an appointment.`
-            : 'You will go back to routine breast screening, and we will invite you again in about 3 years.',
-        );
+        if (early)
+          p.push(
+            `We would like to see you again in ${early} months for another mammogram, to check that nothing has changed. We will write to you with an appointment.`,
+          );
+        else {
+          p.push('You will go back to routine breast screening.');
+          p.push(...nextScreening(facts, facts.screenedOn ?? facts.date, facts.nextTestDue ?? facts.date, false));
+        }
         p.push(...gp);
         p.push(BREAST_AWARENESS);
       }

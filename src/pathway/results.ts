@@ -10,6 +10,7 @@
  * - Technical recall → a new screening appointment in the same episode, as soon as possible: within
  *   TECHNICAL_RECALL_WITHIN_DAYS of the result.
  * - Recall for assessment → an assessment clinic appointment within ASSESSMENT_WITHIN_DAYS of screening.
+ * - Either appointment is at least FOLLOW_UP_NOTICE_DAYS after the result, so the letter telling her reaches her first.
  */
 import { addDays, addMonths, compareIsoDate, type IsoDate } from './dates.js';
 import { ROUTINE_RECALL_MONTHS, VERY_HIGH_RISK_RECALL_MONTHS } from './eligibility.js';
@@ -39,6 +40,15 @@ export const ASSESSMENT_WITHIN_DAYS = 21;
  */
 export const TECHNICAL_RECALL_WITHIN_DAYS = 28;
 
+/**
+ * A follow-up appointment (technical recall or assessment) is booked no sooner than this many days after the result
+ * is issued: her letter is printed and posted (second class takes 2 to 3 days), so a clinic today or tomorrow would
+ * come before she hears of it. There is no national figure: this is the hub's own setting. When it leaves no day
+ * before the assessment standard's last day, no appointment is booked and the result says why (follow_up_problem):
+ * the office books it by hand and tells her by phone.
+ */
+export const FOLLOW_UP_NOTICE_DAYS = 3;
+
 /** Her next test due after a normal result: 36 months after this screen, 12 under very high risk surveillance. */
 export function nextTestDue(screenedOn: IsoDate, options: { veryHighRisk: boolean }): IsoDate {
   return addMonths(screenedOn, options.veryHighRisk ? VERY_HIGH_RISK_RECALL_MONTHS : ROUTINE_RECALL_MONTHS);
@@ -48,7 +58,10 @@ export function nextTestDue(screenedOn: IsoDate, options: { veryHighRisk: boolea
 export interface BookingWindow {
   from: IsoDate;
   to: IsoDate;
-  /** The standard's last day has passed: no appointment can meet it. */
+  /**
+   * No day is left in the window: the standard's last day has passed, or comes before the first day that gives her
+   * FOLLOW_UP_NOTICE_DAYS' notice. No appointment booked now can meet it.
+   */
   late: boolean;
 }
 
@@ -57,15 +70,21 @@ export function assessmentDeadline(screenedOn: IsoDate): IsoDate {
   return addDays(screenedOn, ASSESSMENT_WITHIN_DAYS);
 }
 
-/** From today to 21 days after screening. */
-export function assessmentWindow(screenedOn: IsoDate, today: IsoDate): BookingWindow {
-  const to = assessmentDeadline(screenedOn);
-  return { from: today, to, late: compareIsoDate(to, today) < 0 };
+/** The first day a follow-up appointment may be on when the result is issued today. */
+export function firstFollowUpDay(today: IsoDate): IsoDate {
+  return addDays(today, FOLLOW_UP_NOTICE_DAYS);
 }
 
-/** From today to 28 days on. */
+/** From FOLLOW_UP_NOTICE_DAYS after today to 21 days after screening (late when that is no day at all). */
+export function assessmentWindow(screenedOn: IsoDate, today: IsoDate): BookingWindow {
+  const from = firstFollowUpDay(today);
+  const to = assessmentDeadline(screenedOn);
+  return { from, to, late: compareIsoDate(to, from) < 0 };
+}
+
+/** From FOLLOW_UP_NOTICE_DAYS after today to 28 days after today. */
 export function technicalRecallWindow(today: IsoDate): BookingWindow {
-  return { from: today, to: addDays(today, TECHNICAL_RECALL_WITHIN_DAYS), late: false };
+  return { from: firstFollowUpDay(today), to: addDays(today, TECHNICAL_RECALL_WITHIN_DAYS), late: false };
 }
 
 export type ResultDecision =

@@ -1,13 +1,15 @@
 /**
  * Assessment (issue 6, item 3): women recalled to assessment, the procedures done, and the multidisciplinary
  * outcome, which ends the episode and queues the letter to her and the message to her GP. Procedures and outcomes
- * are never changed in place: a correction is a new outcome that replaces the old one (superseded_at).
+ * are never changed in place: a correction is a new outcome that replaces the old one (superseded_at), and what was
+ * still waiting to tell her and her GP the old one is replaced too.
  */
 import { sql } from 'kysely';
 import {
   checkOutcome,
   checkProcedure,
   episodeEnd,
+  REPLACED_BY_CORRECTION,
   type EpisodeEnd,
   type OutcomeInput,
   type ProcedureInput,
@@ -288,7 +290,8 @@ export interface RecordedOutcome {
  * Records the multidisciplinary outcome, or corrects it: `replacesId` is the outcome the form was opened on (null
  * for the first). Someone else's outcome recorded in between is a ConflictError, not overwritten. The episode ends
  * (screening complete, with the final action from the outcome) and a letter to her and a message to her GP are
- * queued, unless one is already waiting to be sent.
+ * queued. On a correction, any outcome letter or GP message of the episode still waiting to be sent is failed
+ * (REPLACED_BY_CORRECTION, kept for the record) and a new pair is queued for the corrected outcome.
  */
 export async function recordOutcome(
   db: Db,
@@ -340,6 +343,27 @@ export async function recordOutcome(
       })
       .returning('id')
       .executeTakeFirstOrThrow();
+    // A letter or GP message still waiting to go (even one already made, after a failed try) would say the old
+    // outcome: fail it with the reason, keep it, and queue a new pair for this one.
+    const replaced = (
+      await tx
+        .updateTable('communication')
+        .set({ status: 'failed', last_error: REPLACED_BY_CORRECTION, next_attempt_at: null })
+        .where('episode_id', '=', request.episodeId)
+        .where('appointment_id', 'is', null)
+        .where('kind', '=', 'assessment_outcome')
+        .where('status', '=', 'queued')
+        .returning(['id', 'recipient'])
+        .execute()
+    ).map((r) => ({ id: r.id, recipient: r.recipient }));
+    for (const r of replaced)
+      await recordAudit(tx, actor, {
+        action: 'communication.replace',
+        entityType: 'communication',
+        entityId: r.id,
+        participantId: facts.participant_id,
+        detail: { recipient: r.recipient, kind: 'assessment_outcome', reason: REPLACED_BY_CORRECTION },
+      });
     const end = episodeEnd(o, { screenedOn: facts.screened_on, veryHighRisk: facts.very_high_risk });
     // Closed on the day of the first outcome; a correction changes the final action, not the day.
     await tx
@@ -372,6 +396,7 @@ export async function recordOutcome(
         episodeId: request.episodeId,
         ...o,
         replaces: current ? { id: current.id, outcome: current.outcome } : null,
+        replacedCommunications: replaced,
         finalAction: end.finalAction,
         nextTestDue: end.nextTestDue,
         notes,

@@ -4,16 +4,20 @@
  * thresholds); the tally staff used to keep by hand (screened = images received = read twice = resulted = letters
  * sent, per clinic day and site); and the daily run that records the counts in failsafe_run.
  *
- * Bulk: one query a check (two checks share the exams query, two the results query) whatever the number of
- * women, and the reading decision comes from src/pathway/reading.ts so the policy lives in one place. The office
- * of an exam or appointment is the office of the site it was at; of a data conflict, her office; of a move, either
- * side that has not acknowledged it. A closed episode (she died, moved before screening, or it was closed by hand)
- * takes an exam off the pathway checks; a result letter or GP message is followed whether or not it is closed.
+ * Bulk: one query a check (three checks share the exams query, two the results query, two the outcome
+ * communications query) whatever the number of women, and the reading decision comes from src/pathway/reading.ts so
+ * the policy lives in one place. The office of an exam or appointment is the office of the site it was at; of an
+ * assessment outcome, its episode's office; of a data conflict, her office; of a move, either side that has not
+ * acknowledged it. A closed episode (she died, moved before screening, or it was closed by hand) takes an exam
+ * without images, a technical recall or a recall to assessment off the checks; an exam whose images are at the hub
+ * stays on the reading checks until it is resulted, whatever became of the episode (saying so when she has died);
+ * a letter or GP message is followed whether or not the episode is closed.
  */
 import { readFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { sql } from 'kysely';
-import { addDays, type IsoDate } from '../pathway/dates.js';
+import { REPLACED_BY_CORRECTION } from '../pathway/assessment.js';
+import { addDays, formatLongDate, type IsoDate } from '../pathway/dates.js';
 import {
   FAILSAFE_CHECKS,
   FAILSAFE_DEFINITIONS,
@@ -205,7 +209,8 @@ async function exams(ctx: Context): Promise<Collected> {
     join participant p on p.id = a.participant_id
     where s.bso_code = ${ctx.office} and c.purpose = 'screening' and a.status in ${SCREENED}
       and c.clinic_date <= ${ctx.asOf}
-      and not exists (select 1 from episode e where e.id = a.episode_id and e.closed_on is not null)
+      and (a.images_available_at is not null
+        or not exists (select 1 from episode e where e.id = a.episode_id and e.closed_on is not null))
       and not exists (select 1 from exam_result x where x.appointment_id = a.id)`.execute(ctx.db);
   const out: Required<Pick<Collected, 'screened_no_images' | 'images_not_read' | 'read_no_result'>> = {
     screened_no_images: [],
@@ -225,6 +230,8 @@ async function exams(ctx: Context): Promise<Collected> {
       continue;
     }
     const decision = decide(r.reads, ctx.policy);
+    // Images at the hub are read and resulted whatever became of her episode; when she has died, the list says so.
+    const died = r.date_of_death ? `; she died on ${formatLongDate(r.date_of_death)}` : '';
     if (!decision.decided) {
       const waiting =
         decision.stage === 'first_read'
@@ -236,7 +243,7 @@ async function exams(ctx: Context): Promise<Collected> {
         ...base,
         since: r.images_on,
         owner: FAILSAFE_DEFINITIONS.images_not_read.owner,
-        detail: r.deferred ? `${waiting} (set aside by a reader)` : waiting,
+        detail: `${r.deferred ? `${waiting} (set aside by a reader)` : waiting}${died}`,
         action: { href: ACTION_PAGES.reading, text: 'Reading' },
       });
     } else {
@@ -244,7 +251,7 @@ async function exams(ctx: Context): Promise<Collected> {
         ...base,
         since: decision.decidedOn!,
         owner: FAILSAFE_DEFINITIONS.read_no_result.owner,
-        detail: `Reading decided: ${OPINION_LABELS[decision.opinion!]}`,
+        detail: `Reading decided: ${OPINION_LABELS[decision.opinion!]}${died}`,
         action: { href: ACTION_PAGES.results, text: 'Issue the result' },
       });
     }
@@ -335,6 +342,63 @@ async function results(ctx: Context): Promise<Collected> {
   return { result_letter_not_sent: letters, result_gp_not_acknowledged: gp };
 }
 
+/** Statuses of a screening appointment that will be, or was, the repeat exam. */
+const LIVE_OR_SCREENED = sql`('scheduled', 'checked_in', 'in_progress', 'paused', 'screened', 'partially_screened')`;
+
+/**
+ * Technical recall with no repeat exam: the result's repeat appointment was never booked (follow_up_problem), or was
+ * cancelled, missed or ended without screening, and no other screening appointment in her episode stands or was
+ * screened since. Off the list once her episode is closed (the office decided), or a repeat is booked or done.
+ */
+async function technicalRecalls(ctx: Context): Promise<Collected> {
+  const { rows } = await sql<
+    Person & {
+      appointment_id: string;
+      issued_on: string;
+      follow_up_problem: string | null;
+      follow_up_status: string | null;
+      follow_up_date: string | null;
+    }
+  >`
+    select x.appointment_id, a.participant_id, p.nhs_number, p.given_name, p.family_name, p.date_of_death,
+      ${londonDay('x.issued_at')} as issued_on, x.follow_up_problem,
+      f.status as follow_up_status, fc.clinic_date as follow_up_date
+    from exam_result x
+    join appointment a on a.id = x.appointment_id
+    join clinic c on c.id = a.clinic_id
+    join site s on s.id = c.site_id
+    join participant p on p.id = a.participant_id
+    left join episode e on e.id = x.episode_id
+    left join appointment f on f.id = x.follow_up_appointment_id
+    left join clinic fc on fc.id = f.clinic_id
+    where x.result = 'technical_recall' and s.bso_code = ${ctx.office} and e.closed_on is null
+      and not exists (
+        select 1 from appointment b join clinic bc on bc.id = b.clinic_id
+        where b.episode_id = x.episode_id and b.id <> x.appointment_id and bc.purpose = 'screening'
+          and bc.clinic_date >= c.clinic_date and b.status in ${LIVE_OR_SCREENED})`.execute(ctx.db);
+  return {
+    technical_recall_no_repeat: rows.map((r) => {
+      const on = r.follow_up_date ? formatLongDate(r.follow_up_date) : '';
+      const what =
+        r.follow_up_status === 'cancelled'
+          ? `Her repeat appointment on ${on} was cancelled and no new one is booked`
+          : r.follow_up_status === 'did_not_attend'
+            ? `She did not attend her repeat appointment on ${on} and no new one is booked`
+            : r.follow_up_status === 'attended_not_screened'
+              ? `She came to her repeat appointment on ${on} but was not screened, and no new one is booked`
+              : `No repeat appointment is booked${r.follow_up_problem ? `: ${r.follow_up_problem}` : ''}`;
+      return {
+        ...person(r),
+        key: r.appointment_id,
+        since: r.issued_on,
+        owner: FAILSAFE_DEFINITIONS.technical_recall_no_repeat.owner,
+        detail: r.date_of_death ? `${what}; she died on ${formatLongDate(r.date_of_death)}` : what,
+        action: { href: `/participants/${r.participant_id}/book`, text: 'Book her repeat exam' },
+      };
+    }),
+  };
+}
+
 /** Check 5: recalled for assessment with no assessment appointment that stands. */
 async function recalled(ctx: Context): Promise<Collected> {
   const { rows } = await sql<
@@ -372,9 +436,9 @@ async function recalled(ctx: Context): Promise<Collected> {
       owner: FAILSAFE_DEFINITIONS.recalled_no_assessment.owner,
       detail:
         r.follow_up_status === 'cancelled'
-          ? `Her assessment appointment on ${r.follow_up_date} was cancelled and no new one is booked`
+          ? `Her assessment appointment on ${formatLongDate(r.follow_up_date!)} was cancelled and no new one is booked`
           : r.follow_up_status === 'did_not_attend'
-            ? `She did not attend assessment on ${r.follow_up_date} and no new appointment is booked`
+            ? `She did not attend assessment on ${formatLongDate(r.follow_up_date!)} and no new appointment is booked`
             : `No assessment appointment is booked${r.follow_up_problem ? `: ${r.follow_up_problem}` : ''}`,
       action: { href: ACTION_PAGES.assessment, text: 'Book assessment' },
     })),
@@ -423,6 +487,94 @@ async function assessedNoOutcome(ctx: Context): Promise<Collected> {
       action: { href: `${ACTION_PAGES.assessment}/${r.episode_id}`, text: 'Record the outcome' },
     })),
   };
+}
+
+/**
+ * Assessment outcomes whose letter to her has not gone, or whose GP message is not acknowledged: the current outcome
+ * of each episode of this office, and the latest letter and GP message about it (a row failed because the outcome
+ * was corrected, REPLACED_BY_CORRECTION, is not one: the new pair is). Followed whether or not the episode is closed.
+ */
+async function outcomeCommunications(ctx: Context): Promise<Collected> {
+  const { rows } = await sql<
+    Person & {
+      episode_id: string;
+      decided_on: string;
+      gp_practice_code: string | null;
+      letter_id: string | null;
+      letter_status: CommunicationStatus | null;
+      letter_error: string | null;
+      gp_id: string | null;
+      gp_status: CommunicationStatus | null;
+      gp_sent_on: string | null;
+      gp_error: string | null;
+      gp_message_practice: string | null;
+    }
+  >`
+    with latest as (
+      select distinct on (m.episode_id, m.recipient) m.episode_id, m.recipient, m.id, m.status, m.last_error,
+        ${londonDay('m.sent_at')} as sent_on, m.gp_practice_code
+      from communication m
+      join episode me on me.id = m.episode_id
+      where m.kind = 'assessment_outcome' and m.appointment_id is null and me.bso_code = ${ctx.office}
+        and not (m.status = 'failed' and m.last_error is not distinct from ${REPLACED_BY_CORRECTION})
+      order by m.episode_id, m.recipient, m.created_at desc, m.id desc
+    )
+    select o.episode_id, o.decided_on, e.participant_id, p.nhs_number, p.given_name, p.family_name,
+      p.date_of_death, p.gp_practice_code,
+      l.id as letter_id, l.status as letter_status, l.last_error as letter_error,
+      g.id as gp_id, g.status as gp_status, g.sent_on as gp_sent_on, g.last_error as gp_error,
+      g.gp_practice_code as gp_message_practice
+    from assessment_outcome o
+    join episode e on e.id = o.episode_id
+    join participant p on p.id = e.participant_id
+    left join latest l on l.episode_id = o.episode_id and l.recipient = 'participant'
+    left join latest g on g.episode_id = o.episode_id and g.recipient = 'gp'
+    where o.superseded_at is null and e.bso_code = ${ctx.office}
+      and ((l.id is null and p.date_of_death is null) or l.status in ('queued', 'failed')
+        or (g.id is null and p.gp_practice_code is not null) or g.status <> 'acknowledged')`.execute(ctx.db);
+  const letters: RawItem[] = [];
+  const gp: RawItem[] = [];
+  for (const r of rows) {
+    const letterDue = r.letter_status === null ? r.date_of_death === null : !DONE_LETTER.includes(r.letter_status);
+    if (letterDue) {
+      letters.push({
+        ...person(r),
+        key: r.letter_id ?? `${r.episode_id}:letter`,
+        since: r.decided_on,
+        owner: FAILSAFE_DEFINITIONS.outcome_letter_not_sent.owner,
+        detail:
+          r.letter_status === null
+            ? 'No outcome letter has been made'
+            : r.letter_status === 'failed'
+              ? `Her outcome letter failed${r.letter_error ? `: ${r.letter_error}` : ''}`
+              : 'Her outcome letter is waiting to be sent',
+        action: { href: ACTION_PAGES.communications, text: 'Letters' },
+      });
+    }
+    const gpMissing = r.gp_status === null && r.gp_practice_code !== null;
+    if (gpMissing || (r.gp_status !== null && r.gp_status !== 'acknowledged')) {
+      const sent = r.gp_status === 'sent' || r.gp_status === 'delivered';
+      const practice = r.gp_message_practice ?? 'her GP';
+      gp.push({
+        ...person(r),
+        key: r.gp_id ?? `${r.episode_id}:gp`,
+        since: sent && r.gp_sent_on ? r.gp_sent_on : r.decided_on,
+        owner: FAILSAFE_DEFINITIONS.outcome_gp_not_acknowledged.owner,
+        detail:
+          r.gp_status === null
+            ? `No outcome message has been made for her GP practice (${r.gp_practice_code})`
+            : r.gp_status === 'queued'
+              ? `The outcome message to ${practice} is waiting to be sent`
+              : r.gp_status === 'failed'
+                ? `The outcome message to ${practice} failed${r.gp_error ? `: ${r.gp_error}` : ''}`
+                : r.gp_status === 'sent'
+                  ? `Outcome sent to ${practice}: not yet delivered or acknowledged`
+                  : `Outcome delivered to ${practice}: not yet acknowledged`,
+        action: { href: ACTION_PAGES.gpMessages, text: 'GP messages' },
+      });
+    }
+  }
+  return { outcome_letter_not_sent: letters, outcome_gp_not_acknowledged: gp };
 }
 
 const STATUS_WORDS: Record<string, string> = {
@@ -504,12 +656,14 @@ async function movers(ctx: Context): Promise<Collected> {
   };
 }
 
-/** Which query answers which checks (the exams query three, the results query two). */
+/** Which query answers which checks (the exams query three, the results and outcome queries two each). */
 const COLLECTORS: { checks: readonly FailsafeCheckId[]; collect: (ctx: Context) => Promise<Collected> }[] = [
   { checks: ['screened_no_images', 'images_not_read', 'read_no_result'], collect: exams },
   { checks: ['result_letter_not_sent', 'result_gp_not_acknowledged'], collect: results },
+  { checks: ['technical_recall_no_repeat'], collect: technicalRecalls },
   { checks: ['recalled_no_assessment'], collect: recalled },
   { checks: ['assessment_no_outcome'], collect: assessedNoOutcome },
+  { checks: ['outcome_letter_not_sent', 'outcome_gp_not_acknowledged'], collect: outcomeCommunications },
   { checks: ['appointment_not_closed'], collect: appointmentsNotClosed },
   { checks: ['open_conflicts'], collect: conflicts },
   { checks: ['movers_not_acknowledged'], collect: movers },

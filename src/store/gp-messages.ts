@@ -18,6 +18,7 @@
  * went (the answer to a send can be lost), so the practice never gets two.
  * Every change of state is audited (SYSTEM_ACTOR for the worker).
  */
+import { REPLACED_BY_CORRECTION } from '../pathway/assessment.js';
 import { createHash } from 'node:crypto';
 import { sql } from 'kysely';
 import {
@@ -263,7 +264,7 @@ export async function sendQueuedGpMessages(db: Db, mesh: MeshClient, options: Se
     }))
     .where('id', 'in', due)
     .where('status', '=', 'queued')
-    .returning(['id', 'attempts', 'content'])
+    .returning(['id', 'participant_id', 'attempts', 'content'])
     .execute();
   const summary: SendSummary = { sent: 0, retrying: 0, failed: 0 };
   for (const row of claimed) {
@@ -276,7 +277,7 @@ export async function sendQueuedGpMessages(db: Db, mesh: MeshClient, options: Se
 async function sendOne(
   db: Db,
   mesh: MeshClient,
-  row: { id: string; attempts: number; content: unknown },
+  row: { id: string; participant_id: string; attempts: number; content: unknown },
   now: Date,
   maxAttempts: number,
   hub: SendOptions['hub'],
@@ -343,7 +344,7 @@ async function sendOne(
         contentType: 'application/fhir+json',
         fileName: `${localId}.json`,
       }));
-    await transition(
+    const recorded = await transition(
       db,
       row.id,
       ['queued'],
@@ -353,6 +354,16 @@ async function sendOne(
         detail: { meshMessageId, mailbox, attempts: row.attempts, ...(earlier ? { foundByLocalId: true } : {}) },
       },
     );
+    // Replaced (a corrected outcome) while it was on its way: it reached the practice all the same, and the
+    // record must say so, for the practice will also get the corrected one.
+    if (!recorded)
+      await recordAudit(db, SYSTEM_ACTOR, {
+        action: 'gp_message.sent_after_replaced',
+        entityType: 'communication',
+        entityId: row.id,
+        participantId: row.participant_id,
+        detail: { meshMessageId, mailbox },
+      });
     return 'sent';
   } catch (error) {
     if (error instanceof CannotSend) return fail(error.message);
@@ -701,6 +712,9 @@ export async function retryGpMessage(
       .forUpdate('c')
       .executeTakeFirst();
     if (!row) throw new NotFoundError('No such GP message');
+    // Its outcome was corrected: the corrected outcome has its own message, and this one must never go.
+    if (row.last_error === REPLACED_BY_CORRECTION)
+      throw new RuleError('form', 'This message was replaced by a corrected outcome: its new message is sent instead.');
     const waiting = row.status === 'queued' && row.attempts > 0;
     if (row.status !== 'failed' && !waiting) {
       throw new RuleError(

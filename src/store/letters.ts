@@ -12,8 +12,9 @@ import {
   type ResultLetter,
   type ResultLetterFacts,
 } from '../pathway/result-letters.js';
-import { COMMUNICATION_KINDS, type CommunicationKind } from '../pathway/screening-outcomes.js';
-import type { IsoDate } from '../pathway/dates.js';
+import { episodeEnd } from '../pathway/assessment.js';
+import { COMMUNICATION_KINDS, isMalignant, type CommunicationKind } from '../pathway/screening-outcomes.js';
+import { compareIsoDate, type IsoDate } from '../pathway/dates.js';
 import { renderLetterPdf, renderLettersPdf } from '../letters/pdf.js';
 import { recordAudit, type Actor } from './audit.js';
 import { currentItemsOf } from './clinics.js';
@@ -25,12 +26,23 @@ import { NotFoundError } from './errors.js';
  * written in her format (src/pathway/result-letters.ts), rendered to PDF (src/letters/pdf.ts) and recorded as sent
  * with its words and the PDF's SHA-256, so it can be shown again exactly as sent. Printed letters come out as one
  * PDF a run; braille, audio and translations not provided here go to their service with a cover line. A letter to
- * someone who has died is not sent (failed, with the date); one whose appointment or outcome is missing waits.
+ * someone who has died is not sent (failed, with the date); one whose appointment or outcome is missing, or whose
+ * appointment is today or has passed, waits (held) until one is booked in her episode. A letter is marked sent only
+ * if what its words were made from still stands as the run is recorded (commitLetters).
  */
 
-/** The re-rendered letter is not the one sent: its stored words or the renderer changed. */
+/**
+ * The re-rendered letter is not the one sent: its stored words or the renderer changed. The message is logged, so it
+ * names the letter by its communication id, never by her name.
+ */
 export class LetterIntegrityError extends Error {
   override readonly name = 'LetterIntegrityError';
+  constructor(
+    message: string,
+    readonly communicationId: string,
+  ) {
+    super(message);
+  }
 }
 
 export const sha256 = (bytes: Uint8Array) => createHash('sha256').update(bytes).digest('hex');
@@ -56,12 +68,25 @@ function letterRows(db: Db) {
     .where('m.recipient', '=', 'participant');
 }
 
+/** The recall to assessment's exam day in the letter's episode (the latest recall, when more than one). */
+const recallScreenedOn = sql<string | null>`(
+  select rc.clinic_date from exam_result rr
+  join appointment ra on ra.id = rr.appointment_id
+  join clinic rc on rc.id = ra.clinic_id
+  where rr.episode_id = m.episode_id and rr.result = 'recall_assessment'
+  order by rr.issued_at desc limit 1)`;
+
+/** The clinic purpose a letter's appointment is at: a repeat screen, or the assessment clinic. */
+const appointmentPurpose = (kind: CommunicationKind) =>
+  kind === 'result_technical_recall' ? 'screening' : 'assessment';
+
 async function loadQueued(db: Db, which: { ids: readonly string[] } | { office: string }, today: IsoDate) {
   let query = letterRows(db)
     .select([
       'm.id',
       'm.participant_id',
       'm.episode_id',
+      'm.appointment_id',
       'm.kind',
       'm.format',
       'm.language',
@@ -76,11 +101,14 @@ async function loadQueued(db: Db, which: { ids: readonly string[] } | { office: 
       'p.town',
       'p.postcode',
       'p.gp_practice_code',
+      'p.very_high_risk',
       officeOf.as('bso_code'),
       'xc.clinic_date as exam_date',
       'e.screened_on',
+      recallScreenedOn.as('recall_screened_on'),
       'r.next_test_due',
       'r.follow_up_problem',
+      'fa.id as follow_up_id',
       'fa.status as follow_up_status',
       'fa.slot_index as follow_up_slot',
       'fc.clinic_date as follow_up_date',
@@ -89,6 +117,7 @@ async function loadQueued(db: Db, which: { ids: readonly string[] } | { office: 
       'fl.name as follow_up_location',
       'fl.address as follow_up_address',
       'fl.postcode as follow_up_postcode',
+      'o.id as outcome_id',
       'o.outcome',
       'o.early_recall_months',
       'o.referred_to_treatment',
@@ -104,9 +133,14 @@ async function loadQueued(db: Db, which: { ids: readonly string[] } | { office: 
 
   const offices = await officeAddresses(db, [...new Set(rows.map((r) => r.bso_code))]);
   const items = await currentItemsOf(db, [...new Set(rows.map((r) => r.participant_id))]);
-  const nextAppointments = await nextAssessmentAppointments(
+  const later = await laterAppointments(
     db,
-    rows.filter((r) => r.kind === 'assessment_outcome' && r.outcome?.startsWith('malignant')),
+    rows.filter(
+      (r) =>
+        r.kind === 'result_technical_recall' ||
+        r.kind === 'result_assessment' ||
+        (r.kind === 'assessment_outcome' && r.outcome !== null && isMalignant(r.outcome)),
+    ),
     today,
   );
   return rows.map((r) => {
@@ -119,23 +153,41 @@ async function loadQueued(db: Db, which: { ids: readonly string[] } | { office: 
     const choice: LetterChoice = r.format
       ? { ...preferred, format: r.format, language: r.language ?? preferred.language }
       : preferred;
-    let appointment: LetterAppointment | null = null;
+    let appointment: (LetterAppointment & { id: string }) | null = null;
     let appointmentProblem = r.follow_up_problem;
+    const laterOne = r.episode_id ? (later.get(`${r.episode_id}:${appointmentPurpose(r.kind)}`) ?? null) : null;
     if (r.kind === 'result_technical_recall' || r.kind === 'result_assessment') {
-      if (r.follow_up_status === 'scheduled' && r.follow_up_date)
-        appointment = {
-          date: r.follow_up_date,
-          time: slotTime(
-            { startsAt: r.follow_up_starts_at!, slotMinutes: r.follow_up_slot_minutes! },
-            r.follow_up_slot!,
-          ),
-          location: r.follow_up_location!,
-          address: `${r.follow_up_address}, ${r.follow_up_postcode}`,
-        };
+      const booked =
+        r.follow_up_id && r.follow_up_status === 'scheduled' && r.follow_up_date
+          ? {
+              id: r.follow_up_id,
+              date: r.follow_up_date,
+              time: slotTime(
+                { startsAt: r.follow_up_starts_at!, slotMinutes: r.follow_up_slot_minutes! },
+                r.follow_up_slot!,
+              ),
+              location: r.follow_up_location!,
+              address: `${r.follow_up_address}, ${r.follow_up_postcode}`,
+            }
+          : null;
+      // The appointment the result booked; else one booked since in her episode (by hand, after it was cancelled,
+      // missed or too soon); else the booked one even if it is too soon (the letter waits, saying so).
+      if (booked && compareIsoDate(booked.date, today) > 0) appointment = booked;
+      else if (laterOne) appointment = laterOne;
+      else if (booked) appointment = booked;
       else if (r.follow_up_status)
         appointmentProblem = `the appointment booked is now ${STATUS_LABELS[r.follow_up_status].toLowerCase()}`;
-    } else if (r.kind === 'assessment_outcome' && r.episode_id)
-      appointment = nextAppointments.get(r.episode_id) ?? null;
+    } else if (r.kind === 'assessment_outcome') appointment = laterOne;
+    const outcomeScreenedOn = r.recall_screened_on ?? r.screened_on;
+    const nextTestDue =
+      r.kind === 'assessment_outcome'
+        ? r.outcome && outcomeScreenedOn
+          ? episodeEnd(
+              { outcome: r.outcome, earlyRecallMonths: r.early_recall_months },
+              { screenedOn: outcomeScreenedOn, veryHighRisk: r.very_high_risk },
+            ).nextTestDue
+          : null
+        : r.next_test_due;
     const office = offices.get(r.bso_code) ?? { name: r.bso_code, address: [], phone: null };
     const facts: ResultLetterFacts = {
       kind: r.kind,
@@ -147,9 +199,14 @@ async function loadQueued(db: Db, which: { ids: readonly string[] } | { office: 
       dateOfBirth: r.date_of_birth,
       dateOfDeath: r.date_of_death,
       office,
-      screenedOn: r.exam_date ?? r.screened_on,
-      nextTestDue: r.next_test_due,
-      appointment,
+      screenedOn: r.kind === 'assessment_outcome' ? outcomeScreenedOn : (r.exam_date ?? r.screened_on),
+      nextTestDue,
+      appointment: appointment && {
+        date: appointment.date,
+        time: appointment.time,
+        location: appointment.location,
+        address: appointment.address,
+      },
       outcome:
         r.kind === 'assessment_outcome' && r.outcome
           ? {
@@ -162,7 +219,17 @@ async function loadQueued(db: Db, which: { ids: readonly string[] } | { office: 
       appointmentProblem,
       gpInformed: r.gp_practice_code !== null,
     };
-    return { row: r, facts, choice, block: letterBlock(facts) };
+    return {
+      row: r,
+      facts,
+      choice,
+      block: letterBlock(facts),
+      // What the words are made from, checked again as the letter is marked sent.
+      basis: {
+        outcomeId: r.kind === 'assessment_outcome' ? r.outcome_id : null,
+        appointmentId: appointment?.id ?? null,
+      },
+    };
   });
 }
 
@@ -193,9 +260,13 @@ async function officeAddresses(db: Db, codes: string[]) {
   return offices;
 }
 
-/** After a malignant outcome, the next appointment booked at an assessment clinic in her episode, if any. */
-async function nextAssessmentAppointments(db: Db, rows: { episode_id: string | null }[], today: IsoDate) {
-  const found = new Map<string, LetterAppointment>();
+/**
+ * The next appointment booked (scheduled) in each of these letters' episodes after today, at a screening clinic (a
+ * technical recall's repeat) and at an assessment clinic (an assessment, or her next one after a malignant outcome).
+ * Keyed `episode:purpose`.
+ */
+async function laterAppointments(db: Db, rows: { episode_id: string | null }[], today: IsoDate) {
+  const found = new Map<string, LetterAppointment & { id: string }>();
   const episodes = [...new Set(rows.map((r) => r.episode_id).filter((e): e is string => e !== null))];
   if (episodes.length === 0) return found;
   const appointments = await db
@@ -203,8 +274,10 @@ async function nextAssessmentAppointments(db: Db, rows: { episode_id: string | n
     .innerJoin('clinic as c', 'c.id', 'a.clinic_id')
     .innerJoin('location as l', 'l.id', 'c.location_id')
     .select([
+      'a.id',
       'a.episode_id',
       'a.slot_index',
+      'c.purpose',
       'c.clinic_date',
       'c.starts_at',
       'c.slot_minutes',
@@ -214,19 +287,22 @@ async function nextAssessmentAppointments(db: Db, rows: { episode_id: string | n
     ])
     .where('a.episode_id', 'in', episodes)
     .where('a.status', '=', 'scheduled')
-    .where('c.purpose', '=', 'assessment')
-    .where('c.clinic_date', '>=', today)
+    .where('c.clinic_date', '>', today)
     .orderBy('c.clinic_date')
     .orderBy('c.starts_at')
+    .orderBy('a.slot_index')
     .execute();
-  for (const a of appointments)
-    if (a.episode_id && !found.has(a.episode_id))
-      found.set(a.episode_id, {
+  for (const a of appointments) {
+    const key = `${a.episode_id}:${a.purpose}`;
+    if (a.episode_id && !found.has(key))
+      found.set(key, {
+        id: a.id,
         date: a.clinic_date,
         time: slotTime({ startsAt: a.starts_at, slotMinutes: a.slot_minutes }, a.slot_index),
         location: a.name,
         address: `${a.address}, ${a.postcode}`,
       });
+  }
   return found;
 }
 
@@ -316,9 +392,19 @@ export interface SendResult {
   printed: SentLetter[];
   /** Sent to the transcription or translation service (each has its own PDF with the cover line). */
   services: SentLetter[];
-  failed: { id: string; nhsNumber: string; name: string; reason: string }[];
+  failed: {
+    id: string;
+    participantId: string;
+    kind: CommunicationKind;
+    nhsNumber: string;
+    name: string;
+    reason: string;
+  }[];
   held: { id: string; nhsNumber: string; name: string; reason: string }[];
-  /** Sent by someone else while this run was being made. */
+  /**
+   * Changed while this run was being made, so not marked sent: sent by someone else, or its outcome corrected or its
+   * appointment changed since its words were made (left queued for the next run to make again, unless failed).
+   */
   skipped: number;
   /** The print run: every printed letter, one after another. */
   pdf: Uint8Array | null;
@@ -332,6 +418,51 @@ function printOrder(a: { id: string; letter: ResultLetter }, b: { id: string; le
   return 0;
 }
 
+/** Letters made ready to send (rendered, outside any transaction), and those that cannot go; see prepareLetters. */
+export interface PreparedLetters {
+  which: { ids: readonly string[] } | { office: string };
+  today: IsoDate;
+  ready: {
+    id: string;
+    row: Awaited<ReturnType<typeof loadQueued>>[number]['row'];
+    letter: ResultLetter;
+    sha256: string;
+    /** What the words were made from: the outcome (outcome letters) and the appointment (when it names one). */
+    basis: { outcomeId: string | null; appointmentId: string | null };
+  }[];
+  failed: SendResult['failed'];
+  held: SendResult['held'];
+}
+
+const nameOf = (r: { given_name: string; family_name: string }) => `${r.given_name} ${r.family_name}`;
+
+/**
+ * The first half of sending: each queued letter written in her format and rendered (slow: no transaction is held
+ * open for it); she has died: to be failed; something missing or too late: held, with the reason.
+ */
+export async function prepareLetters(
+  db: Db,
+  which: { ids: readonly string[] } | { office: string },
+  today: IsoDate,
+): Promise<PreparedLetters> {
+  const loaded = await loadQueued(db, which, today);
+  const failed: SendResult['failed'] = [];
+  const held: SendResult['held'] = [];
+  const ready: PreparedLetters['ready'] = [];
+  for (const { row, facts, choice, block, basis } of loaded) {
+    const who = { id: row.id, nhsNumber: row.nhs_number, name: nameOf(row) };
+    if (block?.status === 'failed')
+      failed.push({ ...who, participantId: row.participant_id, kind: row.kind, reason: block.reason });
+    else if (block) held.push({ ...who, reason: block.reason });
+    else {
+      const letter = resultLetter(facts, choice);
+      ready.push({ id: row.id, row, letter, sha256: sha256(await renderLetterPdf(letter)), basis });
+    }
+  }
+  ready.sort(printOrder);
+  return { which, today, ready, failed, held };
+}
+
 /**
  * Sends queued letters: these ids, or every one queued for an office. Each is written in her format, rendered, and
  * recorded as sent with its words and hash; she has died: failed, with the date; something missing: left queued.
@@ -342,22 +473,16 @@ export async function sendLetters(
   actor: Actor,
   today: IsoDate,
 ): Promise<SendResult> {
-  const loaded = await loadQueued(db, which, today);
-  const name = (r: { given_name: string; family_name: string }) => `${r.given_name} ${r.family_name}`;
-  const failed: SendResult['failed'] = [];
-  const held: SendResult['held'] = [];
-  const ready: { id: string; row: (typeof loaded)[number]['row']; letter: ResultLetter; sha256: string }[] = [];
-  for (const { row, facts, choice, block } of loaded) {
-    const who = { id: row.id, nhsNumber: row.nhs_number, name: name(row) };
-    if (block?.status === 'failed') failed.push({ ...who, reason: block.reason });
-    else if (block) held.push({ ...who, reason: block.reason });
-    else {
-      const letter = resultLetter(facts, choice);
-      ready.push({ id: row.id, row, letter, sha256: sha256(await renderLetterPdf(letter)) });
-    }
-  }
-  ready.sort(printOrder);
+  return commitLetters(db, await prepareLetters(db, which, today), actor);
+}
 
+/**
+ * The second half of sending, in one transaction: each prepared letter is marked sent only if it is still queued
+ * and what its words were made from still stands (the outcome is still the current one, the appointment is still
+ * booked); otherwise it is skipped, left as it is, for the next run to make again from the record as it is then.
+ */
+export async function commitLetters(db: Db, prepared: PreparedLetters, actor: Actor): Promise<SendResult> {
+  const { which, today, ready, failed, held } = prepared;
   let skipped = 0;
   const sent: SentLetter[] = [];
   // A run is known by its sent_at (milliseconds), so no two runs share one.
@@ -387,6 +512,32 @@ export async function sendLetters(
         }))
         .where('id', '=', r.id)
         .where('status', '=', 'queued')
+        .where((eb) =>
+          eb.and([
+            ...(r.basis.outcomeId
+              ? [
+                  eb.exists(
+                    eb
+                      .selectFrom('assessment_outcome')
+                      .select('id')
+                      .where('id', '=', r.basis.outcomeId)
+                      .where('superseded_at', 'is', null),
+                  ),
+                ]
+              : []),
+            ...(r.basis.appointmentId
+              ? [
+                  eb.exists(
+                    eb
+                      .selectFrom('appointment')
+                      .select('id')
+                      .where('id', '=', r.basis.appointmentId)
+                      .where('status', '=', 'scheduled'),
+                  ),
+                ]
+              : []),
+          ]),
+        )
         .executeTakeFirst();
       if (Number(updated.numUpdatedRows) === 0) {
         skipped++;
@@ -396,7 +547,7 @@ export async function sendLetters(
         id: r.id,
         participantId: r.row.participant_id,
         nhsNumber: r.row.nhs_number,
-        name: name(r.row),
+        name: nameOf(r.row),
         kind: r.letter.kind,
         format: r.letter.format,
         language: r.letter.language,
@@ -419,7 +570,6 @@ export async function sendLetters(
       });
     }
     for (const f of failed) {
-      const row = loaded.find((l) => l.row.id === f.id)!.row;
       const updated = await tx
         .updateTable('communication')
         .set((eb) => ({ status: 'failed', last_error: f.reason, attempts: eb('attempts', '+', 1) }))
@@ -431,8 +581,8 @@ export async function sendLetters(
         action: 'letter.fail',
         entityType: 'communication',
         entityId: f.id,
-        participantId: row.participant_id,
-        detail: { kind: row.kind, reason: f.reason },
+        participantId: f.participantId,
+        detail: { kind: f.kind, reason: f.reason },
       });
     }
     await recordAudit(tx, actor, {
@@ -505,7 +655,8 @@ export async function letterPdf(
   });
   if (hash !== row.content_sha256)
     throw new LetterIntegrityError(
-      'This letter cannot be shown: rendered again, it does not match the letter that was sent. Report this to the service desk.',
+      `This letter cannot be shown: rendered again, it does not match the letter that was sent (letter ${row.id}). Report this to the service desk.`,
+      row.id,
     );
   return {
     pdf,
@@ -555,7 +706,8 @@ export async function printRunPdf(db: Db, runId: number, actor: Actor): Promise<
   for (const l of run.printed)
     if (sha256(await renderLetterPdf(l.letter)) !== l.row.content_sha256)
       throw new LetterIntegrityError(
-        `The print run cannot be shown: the letter to ${l.row.given_name} ${l.row.family_name} does not match what was sent. Report this to the service desk.`,
+        `The print run cannot be shown: letter ${l.id} in it does not match what was sent. Report this to the service desk.`,
+        l.id,
       );
   const date = run.printed[0]!.letter.date;
   await recordAudit(db, actor, {

@@ -6,16 +6,18 @@
  * - Technical recall: a new appointment at a screening clinic of the same site, within TECHNICAL_RECALL_WITHIN_DAYS.
  * - Recall to assessment: an appointment at an assessment clinic of one of the office's static sites, no later than
  *   ASSESSMENT_WITHIN_DAYS after screening.
+ * Neither is booked sooner than FOLLOW_UP_NOTICE_DAYS after the result, so her letter reaches her first.
  * When no clinic has room the result is still issued, with follow_up_problem saying why: the failsafe page lists it.
  * A result is issued once: issuing again changes nothing and says when it was issued.
  */
 import { slotTime } from '../pathway/clinic-slots.js';
-import { formatLongDate } from '../pathway/dates.js';
+import { compareIsoDate, formatLongDate } from '../pathway/dates.js';
 import { letterFormatFor } from '../pathway/invitation-letters.js';
 import type { ArbitrationPolicy, ReadSummary } from '../pathway/reading.js';
 import { readingOutcome, type ReadingStage } from '../pathway/reading.js';
 import {
   assessmentWindow,
+  FOLLOW_UP_NOTICE_DAYS,
   nextTestDue,
   resultDecision,
   technicalRecallWindow,
@@ -137,6 +139,8 @@ export interface ResultsToIssue {
   decided: ResultToIssue[];
   /** How many exams are decided in all, and how many wait for each step of reading. */
   counts: { decided: number } & Record<Exclude<ReadingStage, 'decided'>, number>;
+  /** The latest results issued (recentResults), shown beside them: in the same audit of what was seen. */
+  recent: RecentResult[];
 }
 
 /** The results waiting to be issued, and how many exams still wait for reads (counts only). Audited. */
@@ -199,12 +203,13 @@ export async function resultsToIssue(db: Db, policy: ArbitrationPolicy, actor: A
       reads: own,
     });
   }
+  const recent = await recentResults(db);
   await recordAudit(db, actor, {
     action: 'results.view',
     entityType: 'exam_result',
-    detail: { shown: decided.map((d) => d.appointmentId), counts },
+    detail: { shown: decided.map((d) => d.appointmentId), recent: recent.map((r) => r.appointment_id), counts },
   });
-  return { decided, counts };
+  return { decided, counts, recent };
 }
 
 export interface FollowUp {
@@ -394,7 +399,10 @@ export async function issueResult(
       const window = assessmentWindow(exam.clinic_date, today);
       if (window.late) {
         booked = {
-          problem: `The 21 days after her screening ended on ${formatLongDate(window.to)}: book her assessment by hand, as soon as possible`,
+          problem:
+            compareIsoDate(window.to, today) < 0
+              ? `The 21 days after her screening ended on ${formatLongDate(window.to)}: book her assessment by hand, as soon as possible`
+              : `The 21 days after her screening end on ${formatLongDate(window.to)}, too soon to give her ${FOLLOW_UP_NOTICE_DAYS} days' notice by letter: book her assessment by hand and tell her by phone`,
         };
       } else {
         const sites = await tx
@@ -526,7 +534,8 @@ export async function queueCommunications(
   }
   for (const row of rows) {
     if (c.appointmentId === null) {
-      // No unique index covers these: one still waiting to be sent will say the latest, so add none beside it.
+      // No unique index covers these: add none beside one still waiting (recordOutcome first fails those of an
+      // outcome it corrects, so a correction always gets its own pair).
       const waiting = await tx
         .selectFrom('communication')
         .select('id')
@@ -578,7 +587,12 @@ export async function issueResults(
   return outcome;
 }
 
-/** The latest results issued, newest first, with what was booked or why nothing could be. */
+export type RecentResult = Awaited<ReturnType<typeof recentResults>>[number];
+
+/**
+ * The latest results issued, newest first, with what was booked or why nothing could be. Not audited itself:
+ * resultsToIssue returns (and audits) these for the results page.
+ */
 export async function recentResults(db: Db, limit = 25) {
   const rows = await db
     .selectFrom('exam_result as r')

@@ -58,6 +58,18 @@ describe.skipIf(!haveChromium)('failsafes page in Chromium', () => {
         issued_at: '2026-11-21T10:00:00Z',
       })
       .execute();
+    // A technical recall whose repeat appointment could not be booked.
+    const recall = await screenedExam(db, { on: '2026-11-16', participant: person() });
+    await db
+      .insertInto('exam_result')
+      .values({
+        appointment_id: recall.appointmentId,
+        episode_id: recall.episodeId,
+        result: 'technical_recall',
+        follow_up_problem: 'No screening clinic at this site had room',
+        issued_at: '2026-11-20T10:00:00Z',
+      })
+      .execute();
     await runFailsafes(db, 'TST', '2026-11-22');
     app = await testHub(db, { failsafeJob: true });
     base = await app.listen({ port: 0, host: '127.0.0.1' });
@@ -119,6 +131,20 @@ describe.skipIf(!haveChromium)('failsafes page in Chromium', () => {
 
     await page.locator('tbody a[href^="/participants/"]').first().click();
     await page.waitForURL(`${base}/participants/${missing.participantId}`);
+    expect(await axeViolations(page)).toEqual([]);
+  });
+
+  it('lists a technical recall with no repeat exam, with where to book it: the list passes axe', async () => {
+    const page = await signedIn('admin');
+    await page.goto(`${base}/failsafes?office=TST`);
+    await page.getByRole('link', { name: 'Technical recall, but no repeat exam' }).click();
+    await expect
+      .poll(() => page.getByRole('heading', { name: 'Technical recall, but no repeat exam', level: 1 }).count())
+      .toBe(1);
+    await expect
+      .poll(() => page.getByText('No repeat appointment is booked: No screening clinic at this site had room').count())
+      .toBe(1);
+    await expect.poll(() => page.getByRole('link', { name: /^Book her repeat exam/ }).count()).toBe(1);
     expect(await axeViolations(page)).toEqual([]);
   });
 

@@ -142,4 +142,67 @@ describe.skipIf(!haveChromium)('letters page in Chromium', () => {
     await page.getByRole('link', { name: /PDF of the letter to Ada STANDARD/ }).click();
     expect((await letter).suggestedFilename()).toMatch(/^breast-screening-result-normal-2026-11-23-[0-9a-f]{8}\.pdf$/);
   });
+
+  it('holds a letter whose appointment is today, and says why: the page passes axe', async () => {
+    const db = database.db;
+    const exam = await screenedExam(db, { participant: { given_name: 'Eve', family_name: 'Today' } });
+    const clinic = await db
+      .insertInto('clinic')
+      .values({
+        site_id: 'static-1',
+        location_id: 'central',
+        clinic_date: '2026-11-23',
+        starts_at: '19:00',
+        ends_at: '20:00',
+        slot_minutes: 10,
+      })
+      .returning('id')
+      .executeTakeFirstOrThrow();
+    const repeat = await db
+      .insertInto('appointment')
+      .values({
+        clinic_id: clinic.id,
+        participant_id: exam.participantId,
+        episode_id: exam.episodeId,
+        slot_index: 0,
+        slot_count: 1,
+        status: 'scheduled',
+        accession_number: `TR${exam.accessionNumber}`,
+      })
+      .returning('id')
+      .executeTakeFirstOrThrow();
+    await db
+      .insertInto('exam_result')
+      .values({
+        appointment_id: exam.appointmentId,
+        episode_id: exam.episodeId,
+        result: 'technical_recall',
+        follow_up_appointment_id: repeat.id,
+      })
+      .execute();
+    await db
+      .insertInto('communication')
+      .values({
+        participant_id: exam.participantId,
+        episode_id: exam.episodeId,
+        appointment_id: exam.appointmentId,
+        recipient: 'participant',
+        kind: 'result_technical_recall',
+        channel: 'letter',
+      })
+      .execute();
+    const page = await signedIn('admin');
+    await page.goto(`${base}/communications?office=TST`);
+    await expect.poll(() => page.getByRole('heading', { name: 'Ready to send (0)' }).count()).toBe(1);
+    await expect
+      .poll(() =>
+        page
+          .getByText(
+            'Her appointment is today (23 November 2026), too soon for a letter: book her a new one, or tell her by phone',
+          )
+          .count(),
+      )
+      .toBe(1);
+    expect(await axeViolations(page)).toEqual([]);
+  });
 });

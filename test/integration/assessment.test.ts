@@ -177,6 +177,19 @@ describe.each(BACKENDS)('assessment on %s', (backend) => {
       recordOutcome(db(), { episodeId: exam.episodeId, outcome: benign(), replacesId: null }, reader, TODAY),
     ).rejects.toBeInstanceOf(ConflictError);
 
+    // The GP message was made and tried once (MESH timed out): its stored bytes say the first outcome.
+    await db()
+      .updateTable('communication')
+      .set({
+        content: JSON.stringify({ resourceType: 'Bundle', note: 'benign, early recall' }),
+        content_sha256: 'a'.repeat(64),
+        attempts: 1,
+        last_error: 'MESH timed out',
+        next_attempt_at: new Date('2026-11-23T10:00:00Z'),
+      })
+      .where('id', '=', comms[0]!.id)
+      .execute();
+
     // A correction: malignant after all. The old outcome stays, superseded; the episode's final action follows.
     const corrected = await recordOutcome(
       db(),
@@ -207,14 +220,32 @@ describe.each(BACKENDS)('assessment on %s', (backend) => {
     ]);
     expect(Number(rows[1]!.size_mm)).toBe(18);
     expect(await episode(exam)).toMatchObject({ closed_on: TODAY, final_action: 'MT' });
-    // The letter and GP message still waiting will say the corrected outcome: no second pair beside them.
-    expect(await outcomeComms(exam)).toHaveLength(2);
+    // The letter and GP message still waiting would have told the first outcome (the GP's from its stored bytes):
+    // both are failed and kept, saying why, and a new pair is queued for the corrected outcome.
+    comms = await outcomeComms(exam);
+    expect(comms.map((c) => [c.recipient, c.status, c.last_error])).toEqual([
+      ['gp', 'failed', 'Replaced by a corrected outcome'],
+      ['participant', 'failed', 'Replaced by a corrected outcome'],
+      ['gp', 'queued', null],
+      ['participant', 'queued', null],
+    ]);
+    expect(comms[0]).toMatchObject({ content_sha256: 'a'.repeat(64), next_attempt_at: null });
+    expect(comms[2]).toMatchObject({ content: null, attempts: 0, episode_id: exam.episodeId, appointment_id: null });
+    const replacedAudit = await db()
+      .selectFrom('audit_event')
+      .select(['entity_id', 'participant_id'])
+      .where('action', '=', 'communication.replace')
+      .where('participant_id', '=', exam.participantId)
+      .orderBy('entity_id')
+      .execute();
+    expect(replacedAudit.map((a) => a.entity_id)).toEqual([comms[0]!.id, comms[1]!.id].sort());
 
-    // Once they have gone, a further correction queues a new pair.
+    // Once they have gone, a further correction queues a new pair and leaves what was sent alone.
     await db()
       .updateTable('communication')
       .set({ status: 'sent' })
       .where('participant_id', '=', exam.participantId)
+      .where('status', '=', 'queued')
       .execute();
     await recordOutcome(
       db(),
@@ -232,7 +263,7 @@ describe.each(BACKENDS)('assessment on %s', (backend) => {
       TODAY,
     );
     comms = await outcomeComms(exam);
-    expect(comms.map((c) => c.status)).toEqual(['sent', 'sent', 'queued', 'queued']);
+    expect(comms.map((c) => c.status)).toEqual(['failed', 'failed', 'sent', 'sent', 'queued', 'queued']);
     // A stale correction (the form opened on the first outcome) is refused.
     await expect(
       recordOutcome(db(), { episodeId: exam.episodeId, outcome: benign(), replacesId: first.outcomeId }, reader, TODAY),

@@ -357,7 +357,7 @@ describe.each(BACKENDS)('failsafes on %s', (backend) => {
 
     await setStatus(booked, 'cancelled');
     expect((await itemOf('recalled_no_assessment', exam.participantId))[0]!.detail).toBe(
-      'Her assessment appointment on 2026-11-26 was cancelled and no new one is booked',
+      'Her assessment appointment on 26 November 2026 was cancelled and no new one is booked',
     );
     // Rebooked (a new appointment, not the result's follow-up): clears.
     const rebooked = await appointment(
@@ -369,6 +369,101 @@ describe.each(BACKENDS)('failsafes on %s', (backend) => {
     expect(await itemOf('recalled_no_assessment', exam.participantId)).toEqual([]);
     await setStatus(rebooked, 'did_not_attend');
     expect(await itemOf('recalled_no_assessment', exam.participantId)).toHaveLength(1);
+  });
+
+  it('technical recall with no repeat exam: none booked, or it was cancelled, missed or not screened, until one stands', async () => {
+    const exam = await screenedExam(db(), { on: '2026-10-19' });
+    // Issued on 19 November (result() issues on that day): 28 days allowed, amber from 21.
+    await result(exam, 'technical_recall', { follow_up_problem: 'No screening clinic at this site had room' });
+    expect((await itemOf('technical_recall_no_repeat', exam.participantId))[0]).toMatchObject({
+      key: exam.appointmentId,
+      since: '2026-11-19',
+      ageDays: 4,
+      status: 'ok',
+      owner: 'The screening office admin team',
+      detail: 'No repeat appointment is booked: No screening clinic at this site had room',
+      action: { href: `/participants/${exam.participantId}/book`, text: 'Book her repeat exam' },
+    });
+
+    const repeat = await appointment(
+      await clinic('2026-11-26', 'screening'),
+      exam.participantId,
+      exam.episodeId,
+      'scheduled',
+    );
+    await db()
+      .updateTable('exam_result')
+      .set({ follow_up_appointment_id: repeat, follow_up_problem: null })
+      .where('appointment_id', '=', exam.appointmentId)
+      .execute();
+    expect(await itemOf('technical_recall_no_repeat', exam.participantId)).toEqual([]);
+
+    for (const [status, detail] of [
+      ['cancelled', 'Her repeat appointment on 26 November 2026 was cancelled and no new one is booked'],
+      ['did_not_attend', 'She did not attend her repeat appointment on 26 November 2026 and no new one is booked'],
+      [
+        'attended_not_screened',
+        'She came to her repeat appointment on 26 November 2026 but was not screened, and no new one is booked',
+      ],
+    ] as const) {
+      await db().updateTable('appointment').set({ status }).where('id', '=', repeat).execute();
+      expect((await itemOf('technical_recall_no_repeat', exam.participantId))[0]!.detail).toBe(detail);
+    }
+    // Booked again by hand (not the result's follow-up), in her episode: off the list; screened there: still off.
+    const again = await appointment(
+      await clinic('2026-12-01', 'screening'),
+      exam.participantId,
+      exam.episodeId,
+      'scheduled',
+    );
+    expect(await itemOf('technical_recall_no_repeat', exam.participantId)).toEqual([]);
+    await setStatus(again, 'screened');
+    expect(await itemOf('technical_recall_no_repeat', exam.participantId)).toEqual([]);
+    await setStatus(again, 'did_not_attend');
+    expect(await itemOf('technical_recall_no_repeat', exam.participantId)).toHaveLength(1);
+    // An appointment in another episode, or an assessment clinic, is not her repeat exam.
+    const other = await db()
+      .insertInto('episode')
+      .values({ participant_id: exam.participantId, bso_code: 'TST', episode_type: 'R', opened_on: '2026-11-20' })
+      .returning('id')
+      .executeTakeFirstOrThrow();
+    await appointment(await clinic('2026-12-02', 'screening'), exam.participantId, other.id, 'scheduled');
+    await appointment(await clinic('2026-12-03', 'assessment'), exam.participantId, exam.episodeId, 'scheduled');
+    expect(await itemOf('technical_recall_no_repeat', exam.participantId)).toHaveLength(1);
+
+    // She has died: still listed (her episode is open), saying so; once the office closes the episode, off.
+    await db()
+      .updateTable('participant')
+      .set({ date_of_death: '2026-11-21' })
+      .where('id', '=', exam.participantId)
+      .execute();
+    expect((await itemOf('technical_recall_no_repeat', exam.participantId))[0]!.detail).toBe(
+      'She came to her repeat appointment on 26 November 2026 but was not screened, and no new one is booked; she died on 21 November 2026',
+    );
+    await db()
+      .updateTable('episode')
+      .set({ closed_on: '2026-11-22', end_code: 'CEASED' })
+      .where('id', '=', exam.episodeId)
+      .execute();
+    expect(await itemOf('technical_recall_no_repeat', exam.participantId)).toEqual([]);
+
+    // 28 days after the result: overdue.
+    const late = await screenedExam(db(), { on: '2026-10-01' });
+    await db()
+      .insertInto('exam_result')
+      .values({
+        appointment_id: late.appointmentId,
+        episode_id: late.episodeId,
+        result: 'technical_recall',
+        follow_up_problem: 'No screening clinic at this site had room',
+        issued_at: '2026-10-20T12:00:00Z',
+      })
+      .execute();
+    expect((await itemOf('technical_recall_no_repeat', late.participantId))[0]).toMatchObject({
+      since: '2026-10-20',
+      ageDays: 34,
+      status: 'overdue',
+    });
   });
 
   it('6: assessed with no outcome fires from the first assessment day or procedure, and clears with an outcome', async () => {
@@ -428,6 +523,118 @@ describe.each(BACKENDS)('failsafes on %s', (backend) => {
     const later = await screenedExam(db(), { on: '2026-11-16' });
     await appointment(await clinic('2026-11-30', 'assessment'), later.participantId, later.episodeId, 'scheduled');
     expect(await itemOf('assessment_no_outcome', later.participantId)).toEqual([]);
+  });
+
+  it('an assessment outcome whose letter is not sent, or whose GP message is not acknowledged, fires from the decision', async () => {
+    const exam = await screenedExam(db(), { on: '2026-11-02' });
+    await result(exam, 'recall_assessment');
+    const outcome = await db()
+      .insertInto('assessment_outcome')
+      .values({ episode_id: exam.episodeId, outcome: 'benign', decided_on: '2026-11-18' })
+      .returning('id')
+      .executeTakeFirstOrThrow();
+    // Nothing queued at all: both fire, counted from the decision (7 days allowed for the letter).
+    expect((await itemOf('outcome_letter_not_sent', exam.participantId))[0]).toMatchObject({
+      key: `${exam.episodeId}:letter`,
+      since: '2026-11-18',
+      ageDays: 5,
+      status: 'due_soon',
+      owner: 'The screening office admin team',
+      detail: 'No outcome letter has been made',
+      action: { href: '/communications' },
+    });
+    expect((await itemOf('outcome_gp_not_acknowledged', exam.participantId))[0]).toMatchObject({
+      since: '2026-11-18',
+      status: 'overdue',
+      owner: 'The GP messaging and support team',
+      detail: 'No outcome message has been made for her GP practice (Y00001)',
+    });
+    // The result's own letter and message are another check's; another office does not list her.
+    expect(await itemOf('result_letter_not_sent', exam.participantId)).toHaveLength(1);
+    expect(await itemOf('outcome_letter_not_sent', exam.participantId, { office: 'NTH' })).toEqual([]);
+
+    const outcomeRow = (recipient: 'participant' | 'gp', status: CommunicationStatus, more = {}) =>
+      db()
+        .insertInto('communication')
+        .values({
+          participant_id: exam.participantId,
+          episode_id: exam.episodeId,
+          appointment_id: null,
+          recipient,
+          kind: 'assessment_outcome',
+          channel: recipient === 'gp' ? 'mesh' : 'letter',
+          gp_practice_code: recipient === 'gp' ? 'Y00001' : null,
+          status,
+          ...more,
+        })
+        .returning('id')
+        .executeTakeFirstOrThrow()
+        .then((r) => r.id);
+    const letter = await outcomeRow('participant', 'queued');
+    const message = await outcomeRow('gp', 'queued');
+    expect((await itemOf('outcome_letter_not_sent', exam.participantId))[0]).toMatchObject({
+      key: letter,
+      detail: 'Her outcome letter is waiting to be sent',
+    });
+    expect((await itemOf('outcome_gp_not_acknowledged', exam.participantId))[0]).toMatchObject({
+      key: message,
+      detail: 'The outcome message to Y00001 is waiting to be sent',
+    });
+    await setCommunication(letter, 'sent');
+    await setCommunication(message, 'sent', '2026-11-22T09:00:00Z');
+    expect(await itemOf('outcome_letter_not_sent', exam.participantId)).toEqual([]);
+    expect((await itemOf('outcome_gp_not_acknowledged', exam.participantId))[0]).toMatchObject({
+      since: '2026-11-22',
+      ageDays: 1,
+      status: 'due_soon',
+      detail: 'Outcome sent to Y00001: not yet delivered or acknowledged',
+    });
+    await setCommunication(message, 'acknowledged');
+    expect(await itemOf('outcome_gp_not_acknowledged', exam.participantId)).toEqual([]);
+
+    // Corrected: the pair for the new outcome is followed, and the rows failed because of the correction are not.
+    await db()
+      .updateTable('assessment_outcome')
+      .set({ superseded_at: new Date() })
+      .where('id', '=', outcome.id)
+      .execute();
+    await db()
+      .insertInto('assessment_outcome')
+      .values({ episode_id: exam.episodeId, outcome: 'normal', decided_on: '2026-11-21', replaces_id: outcome.id })
+      .execute();
+    await outcomeRow('participant', 'failed', { last_error: 'Replaced by a corrected outcome' });
+    const newLetter = await outcomeRow('participant', 'failed', { last_error: 'Printer jammed' });
+    expect((await itemOf('outcome_letter_not_sent', exam.participantId))[0]).toMatchObject({
+      key: newLetter,
+      since: '2026-11-21',
+      detail: 'Her outcome letter failed: Printer jammed',
+    });
+    await setCommunication(newLetter, 'sent');
+    expect(await itemOf('outcome_letter_not_sent', exam.participantId)).toEqual([]);
+  });
+
+  it('2 and 3: an exam with images stays on the reading checks when its episode is closed, saying when she has died', async () => {
+    const exam = await screenedExam(db(), { on: '2026-11-18' });
+    await db()
+      .updateTable('episode')
+      .set({ closed_on: '2026-11-20', end_code: 'WITHDRAWN' })
+      .where('id', '=', exam.episodeId)
+      .execute();
+    expect((await itemOf('images_not_read', exam.participantId))[0]!.detail).toBe('Waiting for the first read');
+    await db()
+      .updateTable('participant')
+      .set({ date_of_death: '2026-11-20' })
+      .where('id', '=', exam.participantId)
+      .execute();
+    expect((await itemOf('images_not_read', exam.participantId))[0]!.detail).toBe(
+      'Waiting for the first read; she died on 20 November 2026',
+    );
+    await read(exam, 1, 'normal', '2026-11-19T10:00:00Z');
+    await read(exam, 2, 'normal', '2026-11-19T11:00:00Z');
+    expect(await itemOf('images_not_read', exam.participantId)).toEqual([]);
+    expect((await itemOf('read_no_result', exam.participantId))[0]!.detail).toBe(
+      'Reading decided: Normal; she died on 20 November 2026',
+    );
   });
 
   it('7: an appointment whose day has passed with nothing recorded fires, and clears when attendance is recorded', async () => {

@@ -5,10 +5,14 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { layoutLetter } from '../../src/letters/pdf.js';
 import type { ResultLetter } from '../../src/pathway/result-letters.js';
 import type { CommunicationKind, ExamResult } from '../../src/pathway/screening-outcomes.js';
+import type { OutcomeInput } from '../../src/pathway/assessment.js';
+import { recordOutcome } from '../../src/store/assessment.js';
 import {
+  commitLetters,
   LetterIntegrityError,
   letterPdf,
   participantLetters,
+  prepareLetters,
   printRunPdf,
   queuedLetters,
   recentLetters,
@@ -346,6 +350,62 @@ describe.each(BACKENDS)('participant letters on %s', (backend) => {
     expect(words).toContain('see you again in 12 months');
   });
 
+  const outcomeInput = (more: Partial<OutcomeInput> = {}): OutcomeInput => ({
+    outcome: 'normal',
+    side: null,
+    sizeMm: null,
+    grade: null,
+    earlyRecallMonths: null,
+    referredToTreatment: false,
+    treatmentProvider: null,
+    decidedOn: '2026-11-20',
+    ...more,
+  });
+  const outcomeLetter = async (exam: ScreenedExam) =>
+    (
+      await db()
+        .selectFrom('communication')
+        .select('id')
+        .where('episode_id', '=', exam.episodeId)
+        .where('kind', '=', 'assessment_outcome')
+        .where('recipient', '=', 'participant')
+        .where('status', '=', 'queued')
+        .executeTakeFirstOrThrow()
+    ).id;
+  let clinicMinute = 0;
+  /** A clinic of its own on a day, and her appointment in it (in her episode). */
+  async function appointmentOn(exam: ScreenedExam, date: string, purpose: 'screening' | 'assessment') {
+    const m = 18 * 60 + clinicMinute++;
+    const clinic = await db()
+      .insertInto('clinic')
+      .values({
+        site_id: 'static-1',
+        location_id: 'central',
+        clinic_date: date,
+        starts_at: `${String(Math.floor(m / 60)).padStart(2, '0')}:${String(m % 60).padStart(2, '0')}`,
+        ends_at: '23:59',
+        slot_minutes: 10,
+        purpose,
+      })
+      .returning('id')
+      .executeTakeFirstOrThrow();
+    return (
+      await db()
+        .insertInto('appointment')
+        .values({
+          clinic_id: clinic.id,
+          participant_id: exam.participantId,
+          episode_id: exam.episodeId,
+          slot_index: 0,
+          slot_count: 1,
+          status: 'scheduled',
+          accession_number: `LT${exam.accessionNumber}${clinicMinute}`,
+        })
+        .returning('id')
+        .executeTakeFirstOrThrow()
+    ).id;
+  }
+
   it('refuses to show a letter whose stored words no longer give the PDF that was sent', async () => {
     const exam = await resulted('routine_recall');
     await sendLetters(db(), { ids: [exam.letterId] }, office.actor, TODAY);
@@ -415,5 +475,204 @@ describe.each(BACKENDS)('participant letters on %s', (backend) => {
     expect(after.body).toContain('Ready to send (0)');
     expect(after.body).toContain(`/communications/letters/${exam.letterId}.pdf`);
     expect(after.body).toContain(`/communications/runs/${runId}.pdf`);
+  });
+
+  it('words her next test from its due date: about a year under very high risk surveillance, after a result or an outcome', async () => {
+    const normal = await resulted('routine_recall');
+    // Very high risk surveillance: issueResult sets her next test 12 months on.
+    await db()
+      .updateTable('exam_result')
+      .set({ next_test_due: '2027-11-16' })
+      .where('appointment_id', '=', normal.appointmentId)
+      .execute();
+    const recalled = await resulted('recall_assessment', { followUp: true });
+    for (const exam of [normal, recalled])
+      await db()
+        .updateTable('participant')
+        .set({ very_high_risk: true })
+        .where('id', '=', exam.participantId)
+        .execute();
+    await recordOutcome(
+      db(),
+      { episodeId: recalled.episodeId, outcome: outcomeInput(), replacesId: null },
+      office.actor,
+      TODAY,
+    );
+    const outcomeId = await outcomeLetter(recalled);
+    const sent = await sendLetters(db(), { ids: [normal.letterId, outcomeId] }, office.actor, TODAY);
+    expect(sent.printed.map((l) => l.id).sort()).toEqual([normal.letterId, outcomeId].sort());
+    for (const id of [normal.letterId, outcomeId]) {
+      const words = ((await row(id)).content as ResultLetter).text.paragraphs.join(' ');
+      expect(words).toContain('in about a year, around November 2027');
+      expect(words).not.toMatch(/3 years/);
+    }
+    // Not very high risk: 3 years after the screen that recalled her.
+    const routine = await resulted('recall_assessment', { followUp: true });
+    await recordOutcome(
+      db(),
+      { episodeId: routine.episodeId, outcome: outcomeInput({ outcome: 'benign', side: 'left' }), replacesId: null },
+      office.actor,
+      TODAY,
+    );
+    const routineLetter = await outcomeLetter(routine);
+    await sendLetters(db(), { ids: [routineLetter] }, office.actor, TODAY);
+    expect(((await row(routineLetter)).content as ResultLetter).text.paragraphs.join(' ')).toContain(
+      'in about 3 years, around November 2029',
+    );
+  });
+
+  it('never marks sent a letter made from an outcome corrected, or an appointment changed, while the run was made', async () => {
+    // Corrected by hand (recordOutcome): the letter made from the first outcome is failed, not sent; a new one waits.
+    const exam = await resulted('recall_assessment', { followUp: true });
+    const first = await recordOutcome(
+      db(),
+      { episodeId: exam.episodeId, outcome: outcomeInput(), replacesId: null },
+      office.actor,
+      TODAY,
+    );
+    const oldLetter = await outcomeLetter(exam);
+    const prepared = await prepareLetters(db(), { ids: [oldLetter] }, TODAY);
+    expect(prepared.ready.map((r) => r.id)).toEqual([oldLetter]);
+    expect(prepared.ready[0]!.letter.text.paragraphs.join(' ')).toContain('showed no signs of cancer');
+    await recordOutcome(
+      db(),
+      {
+        episodeId: exam.episodeId,
+        outcome: outcomeInput({
+          outcome: 'malignant_invasive',
+          side: 'left',
+          referredToTreatment: true,
+          treatmentProvider: 'St James University Hospital',
+        }),
+        replacesId: first.outcomeId,
+      },
+      office.actor,
+      TODAY,
+    );
+    const committed = await commitLetters(db(), prepared, office.actor);
+    expect(committed).toMatchObject({ printed: [], services: [], skipped: 1, runId: null, pdf: null });
+    expect(await row(oldLetter)).toMatchObject({
+      status: 'failed',
+      last_error: 'Replaced by a corrected outcome',
+      content: null,
+      sent_at: null,
+    });
+    const newLetter = await outcomeLetter(exam);
+    expect(newLetter).not.toBe(oldLetter);
+
+    // The outcome replaced some other way while the letter stays queued: still not sent from the old words.
+    const again = await prepareLetters(db(), { ids: [newLetter] }, TODAY);
+    expect(again.ready).toHaveLength(1);
+    const current = await db()
+      .selectFrom('assessment_outcome')
+      .select('id')
+      .where('episode_id', '=', exam.episodeId)
+      .where('superseded_at', 'is', null)
+      .executeTakeFirstOrThrow();
+    await db()
+      .updateTable('assessment_outcome')
+      .set({ superseded_at: new Date() })
+      .where('id', '=', current.id)
+      .execute();
+    await db()
+      .insertInto('assessment_outcome')
+      .values({ episode_id: exam.episodeId, outcome: 'benign', decided_on: '2026-11-21', replaces_id: current.id })
+      .execute();
+    expect(await commitLetters(db(), again, office.actor)).toMatchObject({ printed: [], skipped: 1 });
+    expect(await row(newLetter)).toMatchObject({ status: 'queued', content: null });
+    // The next run makes it from the outcome as it is now.
+    await sendLetters(db(), { ids: [newLetter] }, office.actor, TODAY);
+    expect(((await row(newLetter)).content as ResultLetter).text.paragraphs.join(' ')).toContain(
+      'benign means it is not cancer',
+    );
+
+    // An appointment cancelled after its letter was made: not sent.
+    const recall = await resulted('technical_recall', { followUp: true });
+    const made = await prepareLetters(db(), { ids: [recall.letterId] }, TODAY);
+    expect(made.ready).toHaveLength(1);
+    await db().updateTable('appointment').set({ status: 'cancelled' }).where('id', '=', recall.followUpId).execute();
+    expect(await commitLetters(db(), made, office.actor)).toMatchObject({ printed: [], skipped: 1 });
+    expect(await row(recall.letterId)).toMatchObject({ status: 'queued', content: null });
+  });
+
+  it('holds a letter whose appointment is today or has passed, and sends it once a later one is booked', async () => {
+    const today = await resulted('technical_recall');
+    const passed = await resulted('recall_assessment');
+    for (const [exam, date, purpose] of [
+      [today, TODAY, 'screening'],
+      [passed, '2026-11-20', 'assessment'],
+    ] as const) {
+      const id = await appointmentOn(exam, date, purpose);
+      await db()
+        .updateTable('exam_result')
+        .set({ follow_up_appointment_id: id, follow_up_problem: null })
+        .where('appointment_id', '=', exam.appointmentId)
+        .execute();
+    }
+    const first = await sendLetters(db(), { ids: [today.letterId, passed.letterId] }, office.actor, TODAY);
+    expect(first.printed).toEqual([]);
+    expect(first.held).toEqual([
+      expect.objectContaining({
+        id: today.letterId,
+        reason:
+          'Her appointment is today (23 November 2026), too soon for a letter: book her a new one, or tell her by phone',
+      }),
+      expect.objectContaining({
+        id: passed.letterId,
+        reason: 'Her appointment on 20 November 2026 has passed: book her a new one',
+      }),
+    ]);
+    expect(await row(today.letterId)).toMatchObject({ status: 'queued', content: null });
+    // Booked again by hand, in her episode: the letter goes with the new appointment.
+    await appointmentOn(today, '2026-12-01', 'screening');
+    await appointmentOn(passed, '2026-12-02', 'assessment');
+    const second = await sendLetters(db(), { ids: [today.letterId, passed.letterId] }, office.actor, TODAY);
+    expect(second.held).toEqual([]);
+    expect(second.printed.map((l) => l.id).sort()).toEqual([today.letterId, passed.letterId].sort());
+    expect(((await row(today.letterId)).content as ResultLetter).text.paragraphs.join(' ')).toContain(
+      'on 1 December 2026 at',
+    );
+    expect(((await row(passed.letterId)).content as ResultLetter).text.paragraphs.join(' ')).toContain(
+      'Your appointment is on 2 December 2026',
+    );
+  });
+
+  it('names a letter that does not match by its id, never by her name: in the error and in the log', async () => {
+    const exam = await resulted('routine_recall', {
+      participant: { given_name: 'Philippa', family_name: 'Loggable' },
+    });
+    const run = await sendLetters(db(), { ids: [exam.letterId] }, office.actor, TODAY);
+    const stored = (await row(exam.letterId)).content as ResultLetter;
+    stored.text.paragraphs[1] = 'Something else entirely.';
+    await db()
+      .updateTable('communication')
+      .set({ content: JSON.stringify(stored) })
+      .where('id', '=', exam.letterId)
+      .execute();
+    for (const attempt of [printRunPdf(db(), run.runId!, office.actor), letterPdf(db(), exam.letterId, office.actor)]) {
+      const error = (await attempt.catch((e: unknown) => e)) as LetterIntegrityError;
+      expect(error).toBeInstanceOf(LetterIntegrityError);
+      expect(error.communicationId).toBe(exam.letterId);
+      expect(error.message).toContain(exam.letterId);
+      expect(error.message).not.toMatch(/Philippa|Loggable/);
+    }
+    // The pages log it: the log line names the letter, not her.
+    const lines: string[] = [];
+    const logged = await testHub(db(), { logger: { level: 'error', stream: { write: (l: string) => lines.push(l) } } });
+    try {
+      const admin = new PageClient(logged);
+      await admin.signIn('admin');
+      for (const url of [`/communications/runs/${run.runId}.pdf`, `/communications/letters/${exam.letterId}.pdf`]) {
+        const response = await admin.get(url);
+        expect(response.statusCode).toBe(500);
+        expect(response.body).toContain('This letter cannot be shown');
+        expect(response.body).not.toMatch(/Philippa|Loggable/);
+      }
+    } finally {
+      await logged.close();
+    }
+    const errors = lines.filter((l) => l.includes(exam.letterId));
+    expect(errors).toHaveLength(2);
+    expect(lines.join('\n')).not.toMatch(/Philippa|Loggable/);
   });
 });

@@ -23,14 +23,31 @@ describe.each(BACKENDS)('issuing results on %s', (backend) => {
     database = await freshDatabase(backend);
     office = await smallOffice(db());
     readers = [office.users.reader, ...(await moreReaders(db()))];
-    // Screening exams (screenedExam) are on 16 November at the static site: assessment is due by 7 December.
-    clinics.assessmentSoon = await addClinic(db(), {
+    // Screening exams (screenedExam) are on 16 November at the static site: assessment is due by 7 December. Today
+    // is 23 November: a follow-up is booked from 26 November (3 days' notice), never tomorrow.
+    clinics.assessmentTomorrow = await addClinic(db(), {
       site: 'static-1',
       location: 'central',
       date: '2026-11-24',
       starts: '10:00',
+      ends: '12:00',
+      purpose: 'assessment',
+    });
+    clinics.assessmentSoon = await addClinic(db(), {
+      site: 'static-1',
+      location: 'central',
+      date: '2026-11-26',
+      starts: '10:00',
       ends: '10:20',
       purpose: 'assessment',
+    });
+    clinics.screeningTomorrow = await addClinic(db(), {
+      site: 'static-1',
+      location: 'central',
+      date: '2026-11-24',
+      starts: '13:00',
+      ends: '16:00',
+      purpose: 'screening',
     });
     clinics.assessmentMobile = await addClinic(db(), {
       site: 'mobile-1',
@@ -160,13 +177,14 @@ describe.each(BACKENDS)('issuing results on %s', (backend) => {
     expect(sent.map((c) => [c.recipient, c.format])).toEqual([['participant', 'large_print']]);
   });
 
-  it('technical recall: a screening appointment at the same site within 28 days, in the same episode', async () => {
+  it('technical recall: a screening appointment at the same site 3 to 28 days on, in the same episode', async () => {
     const exam = await screenedExam(db());
     await readExam(db(), exam, readers, ['technical_recall', 'technical_recall']);
     const issued = await issue(exam);
     expect(issued.result).toBe('technical_recall');
     expect(issued.followUpProblem).toBeNull();
-    // Not the earlier assessment clinic at the same site, nor the earlier screening clinic of the mobile unit.
+    // Not the earlier assessment clinic at the same site, nor the earlier screening clinic of the mobile unit, nor
+    // the same site's screening clinic tomorrow (before her letter could reach her).
     const booked = await followUp(issued.followUp!.appointmentId);
     expect(booked).toMatchObject({
       clinic_id: clinics.screeningStatic,
@@ -184,7 +202,7 @@ describe.each(BACKENDS)('issuing results on %s', (backend) => {
     ]);
   });
 
-  it('recall to assessment: an assessment clinic at a static site within 21 days of screening, else says why', async () => {
+  it('recall to assessment: an assessment clinic at a static site 3 days on to 21 days after screening, else says why', async () => {
     const exams = [await screenedExam(db()), await screenedExam(db()), await screenedExam(db())];
     for (const exam of exams) await readExam(db(), exam, readers, ['recall_assessment', 'recall_assessment']);
     const [first, second, third] = [await issue(exams[0]!), await issue(exams[1]!), await issue(exams[2]!)];
@@ -198,19 +216,20 @@ describe.each(BACKENDS)('issuing results on %s', (backend) => {
         site_id: 'static-1',
         episode_id: exams[i]!.episodeId,
       });
-      expect(booked.clinic_date <= '2026-12-07').toBe(true);
+      expect(booked.clinic_date).toBe('2026-11-26');
     }
-    // The third: not the mobile unit's assessment clinic, not a screening clinic, not 10 December (after 21 days).
+    // The third: not tomorrow's clinic (it has room, but too soon for a letter), not the mobile unit's assessment
+    // clinic, not a screening clinic, not 10 December (after 21 days).
     expect(third.followUp).toBeNull();
     expect(third.followUpProblem).toBe(
-      'No assessment clinic has room for her between 23 November 2026 and 7 December 2026: book her assessment by hand',
+      'No assessment clinic has room for her between 26 November 2026 and 7 December 2026: book her assessment by hand',
     );
     expect(await resultOf(exams[2]!)).toMatchObject({
       result: 'recall_assessment',
       follow_up_appointment_id: null,
       follow_up_problem: third.followUpProblem,
     });
-    for (const id of [clinics.assessmentMobile, clinics.assessmentTooLate]) {
+    for (const id of [clinics.assessmentTomorrow, clinics.assessmentMobile, clinics.assessmentTooLate]) {
       expect(await db().selectFrom('appointment').select('id').where('clinic_id', '=', id!).execute()).toEqual([]);
     }
     // Still issued: her letter and her GP's message are queued all the same.
@@ -226,6 +245,20 @@ describe.each(BACKENDS)('issuing results on %s', (backend) => {
     expect(issued.followUpProblem).toBe(
       'The 21 days after her screening ended on 16 November 2026: book her assessment by hand, as soon as possible',
     );
+  });
+
+  it('recall to assessment when the 21 days end within 3 days: issued, nothing booked, and says why', async () => {
+    // Screened on 3 November: the standard's last day is tomorrow, too soon for a letter; tomorrow's clinic has room.
+    const exam = await screenedExam(db(), { on: '2026-11-03' });
+    await readExam(db(), exam, readers, ['recall_assessment', 'recall_assessment']);
+    const issued = await issue(exam);
+    expect(issued.followUp).toBeNull();
+    expect(issued.followUpProblem).toBe(
+      "The 21 days after her screening end on 24 November 2026, too soon to give her 3 days' notice by letter: book her assessment by hand and tell her by phone",
+    );
+    expect(
+      await db().selectFrom('appointment').select('id').where('clinic_id', '=', clinics.assessmentTomorrow!).execute(),
+    ).toEqual([]);
   });
 
   it('refuses a result while the reads disagree without arbitration, or with fewer than two reads', async () => {
@@ -342,6 +375,17 @@ describe.each(BACKENDS)('issuing results on %s', (backend) => {
     const after = await client.get('/results');
     expect(after.body).toContain('Issued recently');
     expect(after.body).toContain('No appointment booked');
+    // The view's audit names the results shown as issued recently, as well as those to issue.
+    const viewed = await db()
+      .selectFrom('audit_event')
+      .select('detail')
+      .where('action', '=', 'results.view')
+      .orderBy('id', 'desc')
+      .executeTakeFirstOrThrow();
+    const recent = (viewed.detail as { recent: string[] }).recent;
+    expect(recent).toEqual(expect.arrayContaining([older.appointmentId, newer.appointmentId]));
+    const again = await resultsToIssue(db(), 'discordant', office.actor);
+    expect(again.recent.map((r) => r.appointment_id)).toEqual(recent);
 
     // Film readers record assessment but do not issue results.
     const reader = new PageClient(app);
@@ -379,7 +423,7 @@ describe.each(BACKENDS)('issuing results on %s', (backend) => {
       purpose: 'assessment',
       siteIds: ['static-1'],
     });
-    expect(assessment.clinics.map((c) => c.id)).toEqual([clinics.assessmentTooLate]);
+    expect(assessment.clinics.map((c) => c.id)).toEqual([clinics.assessmentTomorrow, clinics.assessmentTooLate]);
     // Nothing was written by the refusals.
     expect(
       (

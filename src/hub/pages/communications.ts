@@ -39,7 +39,8 @@ function sendPdf(reply: FastifyReply, pdf: Uint8Array, filename: string) {
 /** A stored letter that no longer renders to what was sent: say so plainly, and never show the wrong letter. */
 function integrityProblem(request: FastifyRequest, reply: FastifyReply, error: unknown) {
   if (!(error instanceof LetterIntegrityError)) throw error;
-  request.log.error(error);
+  // Her name is never in the log: the letter is named by its communication id.
+  request.log.error({ communicationId: error.communicationId }, error.message);
   return reply
     .code(500)
     .view('error.njk', { title: 'This letter cannot be shown', message: error.message, user: request.user });

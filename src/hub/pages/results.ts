@@ -5,14 +5,7 @@ import { assessmentDeadline, ASSESSMENT_WITHIN_DAYS, TECHNICAL_RECALL_WITHIN_DAY
 import { can } from '../../pathway/staff-roles.js';
 import { EXAM_RESULT_LABELS, OPINION_LABELS } from '../../pathway/screening-outcomes.js';
 import { RuleError } from '../../store/errors.js';
-import {
-  issueResult,
-  issueResults,
-  recentResults,
-  resultsToIssue,
-  RESULTS_SHOWN,
-  type IssuedResult,
-} from '../../store/results.js';
+import { issueResult, issueResults, resultsToIssue, RESULTS_SHOWN, type IssuedResult } from '../../store/results.js';
 import type { HubOptions } from '../app.js';
 import { actorOf, pageNeeds } from '../auth.js';
 import type { FieldErrors } from '../forms.js';
@@ -30,12 +23,12 @@ export function registerResultPages(app: FastifyInstance, options: HubOptions): 
   const canIssue = { preHandler: pageNeeds('result.issue') };
 
   async function resultsPage(request: FastifyRequest, reply: FastifyReply, errors: FieldErrors) {
-    const [toIssue, recent] = await Promise.all([resultsToIssue(db, policy, actorOf(request)), recentResults(db)]);
+    // What is shown is what resultsToIssue audited, recent results included.
+    const toIssue = await resultsToIssue(db, policy, actorOf(request));
     return page(request, reply, 'results.njk', {
       title: 'Results',
       ...toIssue,
       decided: toIssue.decided.map((d) => ({ ...d, deadline: assessmentDeadline(d.screenedOn) })),
-      recent,
       canAssess: request.user ? can(request.user.role, 'assessment.record') : false,
       errors,
       shownLimit: RESULTS_SHOWN,

@@ -118,6 +118,18 @@ describe('the thresholds file', () => {
     expect(thresholds.result_letter_not_sent.target).toMatch(/95%/);
     expect(thresholds.recalled_no_assessment).toMatchObject({ days: 21, scope: 'national' });
     expect(thresholds.recalled_no_assessment.source).toMatch(/NHSBSP/);
+    // A technical recall's repeat exam, and an assessment outcome's letter and GP message, are followed too.
+    expect(thresholds.technical_recall_no_repeat).toMatchObject({ days: 28, scope: 'local' });
+    expect(FAILSAFE_DEFINITIONS.technical_recall_no_repeat).toMatchObject({
+      title: 'Technical recall, but no repeat exam',
+      owner: 'The screening office admin team',
+      group: 'pathway',
+    });
+    expect(thresholds.outcome_letter_not_sent).toMatchObject({ days: 7, scope: 'local' });
+    expect(thresholds.outcome_gp_not_acknowledged).toMatchObject({ days: 2, scope: 'local' });
+    expect(FAILSAFE_DEFINITIONS.outcome_letter_not_sent.counts).toBe('the day the outcome was decided');
+    // Every check is defined under its own id.
+    for (const id of FAILSAFE_CHECKS) expect(FAILSAFE_DEFINITIONS[id].id).toBe(id);
     // Everything else is a local setting, and says so.
     for (const id of FAILSAFE_CHECKS.filter((c) => thresholds[c].scope === 'local'))
       expect(thresholds[id].source).toMatch(/^Local setting, not a national standard/);

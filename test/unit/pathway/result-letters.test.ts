@@ -126,11 +126,28 @@ describe('result letters: what each kind says', () => {
     const normal = resultLetter(outcome('normal'), choice('standard'));
     expect(words(normal)).toContain('showed no signs of cancer');
     expect(words(normal)).toContain('back to routine breast screening');
+    expect(words(normal)).toContain('in about 3 years, around November 2029');
     const benign = resultLetter(outcome('benign'), choice('standard'));
     expect(words(benign)).toContain('benign means it is not cancer');
     const early = resultLetter(outcome('benign', { earlyRecallMonths: 12 }), choice('standard'));
     expect(words(early)).toContain('see you again in 12 months');
     expect(words(early)).not.toContain('routine breast screening');
+  });
+
+  it('a normal or benign outcome words her next test from its due date: a year under very high risk surveillance', () => {
+    for (const o of ['normal', 'benign'] as const) {
+      const veryHighRisk = { ...outcome(o), nextTestDue: '2027-11-16' };
+      const standard = words(resultLetter(veryHighRisk, choice('standard')));
+      expect(standard).toContain('in about a year, around November 2027');
+      expect(standard).not.toMatch(/3 years/);
+      const easy = words(resultLetter(veryHighRisk, choice('easy_read')));
+      expect(easy).toContain('We will ask you to come again in about a year.');
+      expect(easy).not.toMatch(/3 years/);
+    }
+    // 71 or over by then: not invited automatically, as after a normal result.
+    expect(words(resultLetter({ ...outcome('normal'), dateOfBirth: '1958-05-01' }, choice('standard')))).toContain(
+      'we will not invite you automatically',
+    );
   });
 
   it('a malignant outcome: only confirms what was discussed and who looks after her; never names the diagnosis', () => {
@@ -276,6 +293,31 @@ describe('letterBlock', () => {
     expect(letterBlock(facts({ nextTestDue: null }))?.status).toBe('held');
     // A malignant outcome needs no appointment: the care team arranges it.
     expect(letterBlock(outcome('malignant_invasive', {}))).toBeNull();
+    // A normal or benign outcome needs her next test due date, unless she has early recall.
+    expect(letterBlock({ ...outcome('normal'), nextTestDue: null })).toEqual({
+      status: 'held',
+      reason: 'No next test due date for the outcome',
+    });
+    expect(letterBlock({ ...outcome('benign', { earlyRecallMonths: 6 }), nextTestDue: null })).toBeNull();
+  });
+
+  it('holds a letter whose appointment is today or has passed: she could not get it in time', () => {
+    const on = (date: string) => ({ ...facts().appointment!, date });
+    for (const kind of ['result_technical_recall', 'result_assessment'] as const) {
+      expect(letterBlock(facts({ kind, appointment: on('2026-11-23') }))).toEqual({
+        status: 'held',
+        reason:
+          'Her appointment is today (23 November 2026), too soon for a letter: book her a new one, or tell her by phone',
+      });
+      expect(letterBlock(facts({ kind, appointment: on('2026-11-20') }))).toEqual({
+        status: 'held',
+        reason: 'Her appointment on 20 November 2026 has passed: book her a new one',
+      });
+      expect(letterBlock(facts({ kind, appointment: on('2026-11-24') }))).toBeNull();
+    }
+    expect(letterBlock({ ...outcome('malignant_invasive'), appointment: on('2026-11-23') })?.status).toBe('held');
+    // A normal result names no appointment: nothing to hold it for.
+    expect(letterBlock(facts({ appointment: on('2026-11-20') }))).toBeNull();
   });
 });
 

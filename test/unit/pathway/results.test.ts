@@ -7,6 +7,8 @@ import {
   ASSESSMENT_WITHIN_DAYS,
   assessmentDeadline,
   assessmentWindow,
+  firstFollowUpDay,
+  FOLLOW_UP_NOTICE_DAYS,
   nextTestDue,
   RESULT_OF_OPINION,
   resultDecision,
@@ -52,35 +54,44 @@ describe('next test due after a normal result', () => {
 });
 
 describe('follow-up windows', () => {
-  it('an assessment appointment is booked no later than 21 days after screening', () => {
+  it('gives her 3 days to get the letter: no follow-up appointment is sooner than that after the result', () => {
+    expect(FOLLOW_UP_NOTICE_DAYS).toBe(3);
+    expect(firstFollowUpDay('2026-11-23')).toBe('2026-11-26');
+    // Across a month end.
+    expect(firstFollowUpDay('2026-11-30')).toBe('2026-12-03');
+  });
+
+  it('an assessment appointment is booked from 3 days on and no later than 21 days after screening', () => {
     expect(ASSESSMENT_WITHIN_DAYS).toBe(21);
     expect(assessmentDeadline('2026-11-16')).toBe('2026-12-07');
-    expect(assessmentWindow('2026-11-16', '2026-11-23')).toEqual({ from: '2026-11-23', to: '2026-12-07', late: false });
-    // On the 21st day there is still today; the day after, the standard cannot be met.
-    expect(assessmentWindow('2026-11-16', '2026-12-07').late).toBe(false);
+    // Not today or tomorrow: a clinic then would come before her letter.
+    expect(assessmentWindow('2026-11-16', '2026-11-23')).toEqual({ from: '2026-11-26', to: '2026-12-07', late: false });
+    // With 3 days' notice the 21st day can still be met 3 days before it; not 2 days before it.
+    expect(assessmentWindow('2026-11-16', '2026-12-04')).toEqual({ from: '2026-12-07', to: '2026-12-07', late: false });
+    expect(assessmentWindow('2026-11-16', '2026-12-05').late).toBe(true);
     expect(assessmentWindow('2026-11-16', '2026-12-08').late).toBe(true);
   });
 
-  it('the assessment window runs from today to screening + 21 days, late exactly when that has passed', () => {
+  it('the assessment window runs from 3 days on to screening + 21 days, late exactly when that leaves no day', () => {
     fc.assert(
       fc.property(isoDateArb(2000, 2060), fc.integer({ min: 0, max: 60 }), (screened, after) => {
         const today = fromUtcDay(utcDay(screened) + after);
         const window = assessmentWindow(screened, today);
-        expect(window.from).toBe(today);
+        expect(utcDay(window.from) - utcDay(today)).toBe(FOLLOW_UP_NOTICE_DAYS);
         expect(utcDay(window.to) - utcDay(screened)).toBe(21);
-        expect(window.late).toBe(after > 21);
+        expect(window.late).toBe(after + FOLLOW_UP_NOTICE_DAYS > 21);
         if (!window.late) expect(compareIsoDate(window.from, window.to)).toBeLessThanOrEqual(0);
       }),
     );
   });
 
-  it('a technical recall is booked from today to 28 days on', () => {
+  it('a technical recall is booked from 3 days on to 28 days after the result', () => {
     expect(TECHNICAL_RECALL_WITHIN_DAYS).toBe(28);
     fc.assert(
       fc.property(isoDateArb(2000, 2060), (today) => {
         const window = technicalRecallWindow(today);
-        expect(window).toEqual({ from: today, to: addDays(today, 28), late: false });
-        expect(daysBetween(window.from, window.to)).toBe(28);
+        expect(window).toEqual({ from: addDays(today, 3), to: addDays(today, 28), late: false });
+        expect(daysBetween(today, window.to)).toBe(28);
       }),
     );
   });
