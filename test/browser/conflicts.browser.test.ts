@@ -11,9 +11,9 @@ import { addGateway, enrolGateway, gatewayByCertificate } from '../../src/store/
 import { correctDemographics } from '../../src/store/participants.js';
 import { addItem, recordItemAbsent } from '../../src/store/record-items.js';
 import { createGatewayKey } from '../../src/tls/certificates.js';
-import { axeViolations, haveChromium, launchChromium } from '../support/browser.js';
+import { axeViolations, haveChromium, launchChromium, signedInPage } from '../support/browser.js';
 import { freshDatabase } from '../support/database.js';
-import { addParticipant, newClinics, nextNhsNumber, PASSWORD, smallOffice, TODAY } from '../support/fixtures.js';
+import { addParticipant, newClinics, nextNhsNumber, smallOffice, TODAY } from '../support/fixtures.js';
 import { testHub } from '../support/hub-client.js';
 
 describe.skipIf(!haveChromium)('data conflict queue in Chromium', () => {
@@ -133,16 +133,7 @@ describe.skipIf(!haveChromium)('data conflict queue in Chromium', () => {
     await database?.drop();
   });
 
-  async function signedIn(username: string): Promise<Page> {
-    const context = await browser.newContext({ bypassCSP: true });
-    const page = await context.newPage();
-    await page.goto(`${base}/sign-in`);
-    await page.getByLabel('Username').fill(username);
-    await page.getByLabel('Password').fill(PASSWORD);
-    await page.getByRole('button', { name: 'Sign in' }).click();
-    await page.waitForURL(`${base}/`);
-    return page;
-  }
+  const signedIn = (username: string): Promise<Page> => signedInPage(browser, base, username);
 
   it('shows conflicts of each kind from the record, asks for a reason, and resolves one: every page passes axe', async () => {
     const page = await signedIn('admin');

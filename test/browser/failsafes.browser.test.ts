@@ -5,9 +5,9 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { runFailsafes } from '../../src/store/failsafes.js';
 import { freshDatabase } from '../support/database.js';
 import { moreReaders, screenedExam, type ScreenedExam } from '../support/exams.js';
-import { PASSWORD, smallOffice } from '../support/fixtures.js';
+import { smallOffice } from '../support/fixtures.js';
 import { testHub } from '../support/hub-client.js';
-import { axeViolations, haveChromium, launchChromium } from '../support/browser.js';
+import { axeViolations, haveChromium, launchChromium, signedInPage } from '../support/browser.js';
 
 faker.seed(606);
 
@@ -81,16 +81,7 @@ describe.skipIf(!haveChromium)('failsafes page in Chromium', () => {
     await database?.drop();
   });
 
-  async function signedIn(username: string): Promise<Page> {
-    const context = await browser.newContext({ bypassCSP: true });
-    const page = await context.newPage();
-    await page.goto(`${base}/sign-in`);
-    await page.getByLabel('Username').fill(username);
-    await page.getByLabel('Password').fill(PASSWORD);
-    await page.getByRole('button', { name: 'Sign in' }).click();
-    await page.waitForURL(`${base}/`);
-    return page;
-  }
+  const signedIn = (username: string): Promise<Page> => signedInPage(browser, base, username);
 
   it('shows the summary, chart, tally and trend, drills down to a list and opens her record: every page passes axe', async () => {
     const page = await signedIn('admin');

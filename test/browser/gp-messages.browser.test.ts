@@ -6,10 +6,10 @@ import { pollGpInbox } from '../../src/mesh/gp-system.js';
 import { MeshClient, type MeshSettings } from '../../src/mesh/mesh-client.js';
 import { startTestMailbox, type TestMailbox } from '../../src/mesh/test-mailbox.js';
 import { pollGpMessageUpdates, sendQueuedGpMessages } from '../../src/store/gp-messages.js';
-import { axeViolations, haveChromium, launchChromium } from '../support/browser.js';
+import { axeViolations, haveChromium, launchChromium, signedInPage } from '../support/browser.js';
 import { freshDatabase } from '../support/database.js';
 import { screenedExam } from '../support/exams.js';
-import { PASSWORD, smallOffice, TODAY } from '../support/fixtures.js';
+import { smallOffice, TODAY } from '../support/fixtures.js';
 
 const KEY = 'BrowserSharedKey';
 
@@ -87,16 +87,7 @@ describe.skipIf(!haveChromium)('GP messages page in Chromium', () => {
     await database?.drop();
   });
 
-  async function signedIn(username: string): Promise<Page> {
-    const context = await browser.newContext({ bypassCSP: true });
-    const page = await context.newPage();
-    await page.goto(`${base}/sign-in`);
-    await page.getByLabel('Username').fill(username);
-    await page.getByLabel('Password').fill(PASSWORD);
-    await page.getByRole('button', { name: 'Sign in' }).click();
-    await page.waitForURL(`${base}/`);
-    return page;
-  }
+  const signedIn = (username: string): Promise<Page> => signedInPage(browser, base, username);
 
   it('shows what needs attention, filters, retries a failed message: every page passes axe', async () => {
     const page = await signedIn('admin');

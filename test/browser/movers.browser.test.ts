@@ -5,9 +5,9 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { correctDemographics } from '../../src/store/participants.js';
 import { bookAppointment } from '../../src/store/clinics.js';
 import { freshDatabase } from '../support/database.js';
-import { addParticipant, newClinics, PASSWORD, smallOffice, TODAY } from '../support/fixtures.js';
+import { addParticipant, newClinics, smallOffice, TODAY } from '../support/fixtures.js';
 import { testHub } from '../support/hub-client.js';
-import { axeViolations, haveChromium, launchChromium } from '../support/browser.js';
+import { axeViolations, haveChromium, launchChromium, signedInPage } from '../support/browser.js';
 
 faker.seed(808);
 
@@ -56,16 +56,7 @@ describe.skipIf(!haveChromium)('movers page in Chromium', () => {
     await database?.drop();
   });
 
-  async function signedIn(username: string): Promise<Page> {
-    const context = await browser.newContext({ bypassCSP: true });
-    const page = await context.newPage();
-    await page.goto(`${base}/sign-in`);
-    await page.getByLabel('Username').fill(username);
-    await page.getByLabel('Password').fill(PASSWORD);
-    await page.getByRole('button', { name: 'Sign in' }).click();
-    await page.waitForURL(`${base}/`);
-    return page;
-  }
+  const signedIn = (username: string): Promise<Page> => signedInPage(browser, base, username);
 
   it('chooses an office, lists who moved in, acknowledges one, and opens her record: every page passes axe', async () => {
     const page = await signedIn('admin');

@@ -4,9 +4,9 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { sendLetters } from '../../src/store/letters.js';
 import { freshDatabase } from '../support/database.js';
 import { screenedExam, type ScreenedExam } from '../support/exams.js';
-import { PASSWORD, smallOffice, TODAY } from '../support/fixtures.js';
+import { smallOffice, TODAY } from '../support/fixtures.js';
 import { testHub } from '../support/hub-client.js';
-import { axeViolations, haveChromium, launchChromium } from '../support/browser.js';
+import { axeViolations, haveChromium, launchChromium, signedInPage } from '../support/browser.js';
 
 describe.skipIf(!haveChromium)('results and letters on her record, in Chromium', () => {
   let database: Awaited<ReturnType<typeof freshDatabase>>;
@@ -125,16 +125,7 @@ describe.skipIf(!haveChromium)('results and letters on her record, in Chromium',
     await database?.drop();
   });
 
-  async function signedIn(username: string): Promise<Page> {
-    const context = await browser.newContext({ bypassCSP: true });
-    const page = await context.newPage();
-    await page.goto(`${base}/sign-in`);
-    await page.getByLabel('Username').fill(username);
-    await page.getByLabel('Password').fill(PASSWORD);
-    await page.getByRole('button', { name: 'Sign in' }).click();
-    await page.waitForURL(`${base}/`);
-    return page;
-  }
+  const signedIn = (username: string): Promise<Page> => signedInPage(browser, base, username);
 
   it('shows her results, assessment outcome and letters, and an exam waiting for reading: the pages pass axe', async () => {
     const page = await signedIn('reader');

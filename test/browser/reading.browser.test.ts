@@ -3,9 +3,9 @@ import type { Browser, Page } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { freshDatabase } from '../support/database.js';
 import { moreReaders, screenedExam, type ScreenedExam } from '../support/exams.js';
-import { addItem, PASSWORD, smallOffice } from '../support/fixtures.js';
+import { addItem, smallOffice } from '../support/fixtures.js';
 import { testHub } from '../support/hub-client.js';
-import { axeViolations, haveChromium, launchChromium } from '../support/browser.js';
+import { axeViolations, haveChromium, launchChromium, signedInPage } from '../support/browser.js';
 
 describe.skipIf(!haveChromium)('reading pages in Chromium', () => {
   let database: Awaited<ReturnType<typeof freshDatabase>>;
@@ -31,16 +31,7 @@ describe.skipIf(!haveChromium)('reading pages in Chromium', () => {
     await database?.drop();
   });
 
-  async function signedIn(username: string): Promise<Page> {
-    const context = await browser.newContext({ bypassCSP: true });
-    const page = await context.newPage();
-    await page.goto(`${base}/sign-in`);
-    await page.getByLabel('Username').fill(username);
-    await page.getByLabel('Password').fill(PASSWORD);
-    await page.getByRole('button', { name: 'Sign in' }).click();
-    await page.waitForURL(`${base}/`);
-    return page;
-  }
+  const signedIn = (username: string): Promise<Page> => signedInPage(browser, base, username);
 
   async function openExam(page: Page) {
     await page.getByRole('link', { name: 'Reading' }).first().click();

@@ -1,10 +1,10 @@
 import type { FastifyInstance } from 'fastify';
 import type { Browser, Page } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { axeViolations, haveChromium, launchChromium } from '../support/browser.js';
+import { axeViolations, haveChromium, launchChromium, signedInPage } from '../support/browser.js';
 import { freshDatabase } from '../support/database.js';
 import { moreReaders, screenedExam, type ScreenedExam } from '../support/exams.js';
-import { PASSWORD, smallOffice } from '../support/fixtures.js';
+import { smallOffice } from '../support/fixtures.js';
 import { testHub } from '../support/hub-client.js';
 import { addClinic, readExam } from '../support/results.js';
 
@@ -45,16 +45,7 @@ describe.skipIf(!haveChromium)('results and assessment in Chromium', () => {
     await database?.drop();
   });
 
-  async function signedIn(username: string): Promise<Page> {
-    const context = await browser.newContext({ bypassCSP: true });
-    const page = await context.newPage();
-    await page.goto(`${base}/sign-in`);
-    await page.getByLabel('Username').fill(username);
-    await page.getByLabel('Password').fill(PASSWORD);
-    await page.getByRole('button', { name: 'Sign in' }).click();
-    await page.waitForURL(`${base}/`);
-    return page;
-  }
+  const signedIn = (username: string): Promise<Page> => signedInPage(browser, base, username);
 
   it('an admin issues one result, then the rest: each page passes axe', async () => {
     const page = await signedIn('admin');
