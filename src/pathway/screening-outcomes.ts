@@ -59,9 +59,7 @@ export interface Finding {
 
 /** reading_opinion.details by opinion. */
 export type OpinionDetails =
-  | Record<string, never>
-  | { views: View[]; reason: TechnicalReason }
-  | { findings: Finding[] };
+  Record<string, never> | { views: View[]; reason: TechnicalReason } | { findings: Finding[] };
 
 export const EXAM_RESULTS = ['routine_recall', 'technical_recall', 'recall_assessment'] as const;
 export type ExamResult = (typeof EXAM_RESULTS)[number];
