@@ -21,6 +21,7 @@ import { parseCapSchedule } from '../pathway/bandwidth-cap.js';
 import { parseCommitmentPeers } from '../gateway/storage-commitment.js';
 import { FAILSAFE_DEFINITIONS } from '../pathway/failsafes.js';
 import { runFailsafes } from '../store/failsafes.js';
+import { ensureDemoImdLookup, loadImdFiles } from '../store/imd-lookup.js';
 import { meshSettingsFromEnv, startDemoMesh } from './mesh-setup.js';
 
 const USAGE = `Screening Hub
@@ -42,6 +43,10 @@ Usage:
       same process, where a simulated system at each demo practice acknowledges them. PACS_VIEWER_URL is the
       readers' link to a study ({studyInstanceUid}, {accessionNumber}; default /dicom-web/studies/{studyInstanceUid}).
       FAILSAFE_THRESHOLDS_FILE replaces config/failsafe-thresholds.json. The failsafe checks run daily at 06:00.
+  screening-hub load-imd --postcodes NSPL.csv[.gz] --imd IoD2019.csv [--data DIR]
+      Loads the deprivation lookups the uptake report uses, replacing what is there (the demo's synthetic ones
+      too): postcode → LSOA from the ONS postcode directory, LSOA → IMD decile from the English Indices of
+      Deprivation (docs/imd-lookup.md).
   screening-hub failsafes [--office CODE] [--as-of YYYY-MM-DD] [--data DIR]
       Runs the failsafe checks now (as the hub's daily job does) for one office or all, records the run and prints
       how many are waiting at each step and how many are overdue.
@@ -133,6 +138,8 @@ async function seedIfEmpty(database: Database, participants: number, seed: numbe
     readerIds,
     onProgress: progressReporter(),
   });
+  // Deprivation for the reports: the shipped SYNTHETIC lookup of the demo area's postcodes.
+  await ensureDemoImdLookup(database.db);
   console.error(
     `Loaded a synthetic screening office in ${((Date.now() - started) / 1000).toFixed(1)} s: ${summary.participants} participants, ${summary.practices} GP practices, ${summary.clinics} clinics, ${summary.appointments} appointments.`,
   );
@@ -179,6 +186,8 @@ async function main(argv: string[]): Promise<void> {
       database: { type: 'string' },
       pglite: { type: 'string' },
       office: { type: 'string' },
+      postcodes: { type: 'string' },
+      imd: { type: 'string' },
       'as-of': { type: 'string' },
       help: { type: 'boolean', short: 'h', default: false },
     },
@@ -315,6 +324,20 @@ async function main(argv: string[]): Promise<void> {
     console.error(
       `Gateway for ${identity.unitId}: DICOM ${values['ae-title']} on port ${dicomPort}, trailer page on http://${values.host}:${statusPort}, data in ${dataDir}`,
     );
+    return;
+  }
+  if (command === 'load-imd') {
+    if (!values.postcodes || !values.imd)
+      throw new Error('load-imd needs --postcodes FILE and --imd FILE (see --help)');
+    const database = await open(values.data);
+    try {
+      const summary = await loadImdFiles(database.db, { postcodeCsv: values.postcodes, imdCsv: values.imd });
+      console.log(
+        `Loaded ${summary.postcodes} postcodes (${summary.lsoaColumn}) and ${summary.lsoas} LSOAs; skipped ${summary.skippedPostcodes} postcodes and ${summary.skippedLsoas} LSOA rows outside England or without a decile.`,
+      );
+    } finally {
+      await database.close();
+    }
     return;
   }
   if (command === 'failsafes') {

@@ -1095,6 +1095,33 @@ export async function loadDemoOffice(db: Db, options: DemoOptions): Promise<Demo
               ? addDays(end, -rng.int(3 * 365 + 20, 6 * 365))
               : null;
       }
+      // About 3 in 10 women not booked now did not come to their last invitation (uptake is about 70 %): a round
+      // 3 years after her last screen, or a first call if she was never screened, that she did not attend.
+      const invitedOn = !booking
+        ? last
+          ? addDays(addMonths(last, 36), rng.int(-30, 30))
+          : addDays(turn50, rng.int(60, 900))
+        : null;
+      if (
+        invitedOn &&
+        rng.chance(0.3) &&
+        invitedOn >= turn50 &&
+        invitedOn < turn71 &&
+        invitedOn < addDays(today, -200) &&
+        invitedOn < lastDay[i]!
+      ) {
+        await episodeWriter.add({
+          id: rng.uuid(),
+          participant_id: ids[i]!,
+          bso_code: DEMO_OFFICE.code,
+          episode_type: last ? 'R' : 'C',
+          opened_on: addDays(invitedOn, -rng.int(21, 56)),
+          screened_on: null,
+          closed_on: addDays(invitedOn, rng.int(1, 60)),
+          end_code: 'DNA',
+          final_action: 'RR',
+        });
+      }
       // The last screen and the round before it (routine screening runs from the 50th to the 71st birthday).
       let episodes = 0;
       while (last && episodes < 2 && last >= turn50) {

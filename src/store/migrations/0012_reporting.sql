@@ -29,3 +29,7 @@ create table intervention (
   created_at timestamptz not null default now()
 );
 create index intervention_office on intervention (bso_code, starts_on desc);
+
+-- Reports read episodes by office and date, and an episode's appointments (KC62: ≈ 250,000 women in one office).
+create index episode_office_opened on episode (bso_code, opened_on);
+create index appointment_episode on appointment (episode_id);
