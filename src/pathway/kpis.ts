@@ -5,6 +5,7 @@
  * number, and the before/after comparison behind intervention tracking. No I/O: src/store/kpis.ts counts, this
  * module decides.
  */
+import { wilsonInterval, Z_95 } from './uptake.js';
 import { z } from 'zod';
 import { addDays, addMonths, compareIsoDate, type IsoDate } from './dates.js';
 
@@ -342,28 +343,16 @@ export function formatValue(value: number | null, unit: KpiUnit): string {
 
 // --- Proportions and their confidence intervals ------------------------------------------------------------------
 
-export const Z95 = 1.959964;
-
 export interface Interval {
   lower: number;
   upper: number;
-}
-
-/** Wilson score interval for a proportion (0..1); null when there is no denominator. */
-export function wilson(numerator: number, denominator: number, z = Z95): Interval | null {
-  if (denominator <= 0) return null;
-  const p = numerator / denominator;
-  const z2 = z * z;
-  const centre = (p + z2 / (2 * denominator)) / (1 + z2 / denominator);
-  const half = (z / (1 + z2 / denominator)) * Math.sqrt((p * (1 - p)) / denominator + z2 / (4 * denominator ** 2));
-  return { lower: Math.max(0, centre - half), upper: Math.min(1, centre + half) };
 }
 
 /**
  * Confidence interval of an observed ÷ expected ratio with a Poisson count (Byar's approximation, as used for
  * standardised ratios); null without an expected number.
  */
-export function ratioInterval(observed: number, expected: number, z = Z95): Interval | null {
+export function ratioInterval(observed: number, expected: number, z = Z_95): Interval | null {
   if (expected <= 0) return null;
   const lower =
     observed === 0 ? 0 : (observed * (1 - 1 / (9 * observed) - z / (3 * Math.sqrt(observed))) ** 3) / expected;
@@ -426,7 +415,7 @@ export function kpiFigure(id: KpiId, count: KpiCount, standard: Standard): KpiFi
     } else {
       const scale = unit === 'percent' ? 100 : 1000;
       value = (numerator / denominator) * scale;
-      const w = wilson(numerator, denominator);
+      const w = wilsonInterval(numerator, denominator);
       interval = w && { lower: w.lower * scale, upper: w.upper * scale };
     }
   }
@@ -508,7 +497,12 @@ export function beforeAfter(before: UptakeCount, after: UptakeCount | null): Bef
   if (b === null || a === null || !after) return { beforePct: b, afterPct: a, change: null, changeInterval: null };
   const se = 100 * Math.sqrt(proportionVariance(before) + proportionVariance(after));
   const change = a - b;
-  return { beforePct: b, afterPct: a, change, changeInterval: { lower: change - Z95 * se, upper: change + Z95 * se } };
+  return {
+    beforePct: b,
+    afterPct: a,
+    change,
+    changeInterval: { lower: change - Z_95 * se, upper: change + Z_95 * se },
+  };
 }
 
 /**
@@ -525,7 +519,7 @@ export function differenceInDifferences(
   const p = (c: UptakeCount) => (100 * c.screened) / c.invited;
   const difference = p(pa!) - p(pb!) - (p(ca!) - p(cb!));
   const se = 100 * Math.sqrt(parts.reduce((s, c) => s + proportionVariance(c!), 0));
-  return { difference, interval: { lower: difference - Z95 * se, upper: difference + Z95 * se } };
+  return { difference, interval: { lower: difference - Z_95 * se, upper: difference + Z_95 * se } };
 }
 
 // --- Intervention form ---------------------------------------------------------------------------------------------

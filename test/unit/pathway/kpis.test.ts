@@ -19,9 +19,9 @@ import {
   reportingYearStart,
   sdrBandOf,
   thresholdText,
-  wilson,
   type Standard,
 } from '../../../src/pathway/kpis.js';
+import { wilsonInterval } from '../../../src/pathway/uptake.js';
 import { SHIPPED_STANDARDS_FILE } from '../../../src/store/kpis.js';
 
 interface StandardsJson {
@@ -122,11 +122,11 @@ describe('confidence intervals', () => {
   it('Wilson interval of 7 out of 10 is 39.7 % to 89.2 %', () => {
     // p = 0.7, z² = 3.8415: centre = (0.7 + 0.19207) / 1.38415 = 0.64449;
     // half = (1.95996 / 1.38415) × √(0.021 + 0.0096036) = 1.41602 × 0.17494 = 0.24772.
-    const w = wilson(7, 10)!;
+    const w = wilsonInterval(7, 10)!;
     expect(w.lower).toBeCloseTo(0.39677, 4);
     expect(w.upper).toBeCloseTo(0.89221, 4);
-    expect(wilson(0, 0)).toBeNull();
-    expect(wilson(0, 5)!.lower).toBeCloseTo(0, 12);
+    expect(wilsonInterval(0, 0)).toBeNull();
+    expect(wilsonInterval(0, 5)!.lower).toBeCloseTo(0, 12);
   });
   it("observed ÷ expected (Byar's approximation)", () => {
     // O = 0: lower 0; upper = 1 × (1 − 1/9 + 1.95996/3)³ / 2 = (0.88889 + 0.65332)³ / 2 = 1.54221³ / 2 = 3.66801 / 2
