@@ -5,8 +5,9 @@
  *   rankedBarChart({ id, title, bars: [{ label, value, lower?, upper? }], max?, format?, references? })
  *     Horizontal bars, one row per item in the order given (sort first for a ranking), with confidence interval
  *     whiskers when lower and upper are given, and optional dashed reference lines (a standard, a national average).
- *   lineChart({ id, title, xLabels, series: [{ name, values }], min?, max?, format?, references? })
- *     A line per series over the x labels (a trend over years); null values leave a gap.
+ *   lineChart({ id, title, xLabels, series: [{ name, values }], min?, max?, format?, axisFormat?, references? })
+ *     A line per series over the x labels (a trend over years); null values leave a gap. The one line plot of the
+ *     hub: the uptake trend and each KPI's history use it.
  *
  * Both have role="img", an accessible name from <title> and a <desc> listing every value (`description` overrides
  * it). A chart is never the only place a number is: put the same numbers in a table next to it (the description
@@ -51,6 +52,8 @@ export interface LineChartOptions {
   min?: number;
   max?: number;
   format?: (value: number) => string;
+  /** The axis's top and bottom labels, where they need to be shorter than `format` (default: format). */
+  axisFormat?: (value: number) => string;
   references?: readonly ReferenceLine[];
   description?: string;
 }
@@ -167,6 +170,7 @@ function defaultLineDescription(options: LineChartOptions, format: (v: number) =
 /** Lines over the x labels, one per series (each with its own colour and dash, and a legend). */
 export function lineChart(options: LineChartOptions): string {
   const format = options.format ?? percent;
+  const axisFormat = options.axisFormat ?? format;
   const geometry = { width: 720, left: 70, right: 45, top: 16, plotHeight: 220, legendRow: 22 };
   const values = options.series.flatMap((s) => s.values.filter((v): v is number => v !== null));
   const references = options.references ?? [];
@@ -196,8 +200,8 @@ export function lineChart(options: LineChartOptions): string {
     `<line x1="${geometry.left}" y1="${geometry.top}" x2="${geometry.left}" y2="${axisBottom}" stroke="${AXIS}" stroke-width="1"></line>`,
     `<line x1="${geometry.left}" y1="${axisBottom}" x2="${geometry.left + plotWidth}" y2="${axisBottom}" stroke="${AXIS}" stroke-width="1"></line>`,
     `<line x1="${geometry.left}" y1="${geometry.top}" x2="${geometry.left + plotWidth}" y2="${geometry.top}" stroke="#d8dde0" stroke-width="1"></line>`,
-    `<text x="${geometry.left - 8}" y="${geometry.top}" text-anchor="end" dominant-baseline="middle" fill="${TEXT}">${escapeXml(format(max))}</text>`,
-    `<text x="${geometry.left - 8}" y="${axisBottom}" text-anchor="end" dominant-baseline="middle" fill="${TEXT}">${escapeXml(format(min))}</text>`,
+    `<text x="${geometry.left - 8}" y="${geometry.top}" text-anchor="end" dominant-baseline="middle" fill="${TEXT}">${escapeXml(axisFormat(max))}</text>`,
+    `<text x="${geometry.left - 8}" y="${axisBottom}" text-anchor="end" dominant-baseline="middle" fill="${TEXT}">${escapeXml(axisFormat(min))}</text>`,
   );
   options.xLabels.forEach((label, i) => {
     parts.push(

@@ -20,79 +20,9 @@
  * 31 March (NHS Digital, Breast Screening Programme, England: "had a test with a recorded result within the last
  * three years").
  */
+import { AGE_BANDS, ageBand, BAND_KEYS, bandLabels, type AgeBand, type BandKey } from './age-bands.js';
 import { addMonths, addYears, compareIsoDate, type IsoDate } from './dates.js';
-
-// ---------------------------------------------------------------------------------------------------------------
-// Reporting year
-
-/** A reporting year, named by the year it starts: 2025 is 1 April 2025 to 31 March 2026 ("2025-26"). */
-export interface ReportingYear {
-  start: number;
-  from: IsoDate;
-  to: IsoDate;
-  label: string;
-}
-
-export function reportingYear(start: number): ReportingYear {
-  if (!Number.isInteger(start) || start < 1988 || start > 9998) throw new RangeError(`Not a reporting year: ${start}`);
-  return {
-    start,
-    from: `${start}-04-01`,
-    to: `${start + 1}-03-31`,
-    label: `${start}-${String((start + 1) % 100).padStart(2, '0')}`,
-  };
-}
-
-/** The reporting year a date falls in: 2026-03-31 is in 2025-26, 2026-04-01 in 2026-27. */
-export function reportingYearOf(date: IsoDate): number {
-  const [y, m] = [Number(date.slice(0, 4)), Number(date.slice(5, 7))];
-  return m >= 4 ? y : y - 1;
-}
-
-/** The latest reporting year that has ended on `today` (the one a return is made for). */
-export function lastCompleteReportingYear(today: IsoDate): number {
-  return reportingYearOf(today) - 1;
-}
-
-/** Parses "2025" or "2025-26" (the label); undefined for anything else, or a label whose halves do not agree. */
-export function parseReportingYear(text: string): number | undefined {
-  const match = /^(\d{4})(?:-(\d{2}))?$/.exec(text.trim());
-  if (!match) return undefined;
-  const start = Number(match[1]);
-  if (start < 1988 || start > 9998) return undefined;
-  if (match[2] !== undefined && Number(match[2]) !== (start + 1) % 100) return undefined;
-  return start;
-}
-
-// ---------------------------------------------------------------------------------------------------------------
-// Age bands
-
-/** The return's age bands, by age in whole years at the relevant date (see relevantDateRule). */
-export const AGE_BANDS = [
-  { id: 'le44', label: '44 and under', min: 0, max: 44 },
-  { id: '45-49', label: '45 to 49', min: 45, max: 49 },
-  { id: '50-52', label: '50 to 52', min: 50, max: 52 },
-  { id: '53-54', label: '53 to 54', min: 53, max: 54 },
-  { id: '55-59', label: '55 to 59', min: 55, max: 59 },
-  { id: '60-64', label: '60 to 64', min: 60, max: 64 },
-  { id: '65-69', label: '65 to 69', min: 65, max: 69 },
-  { id: '70', label: '70', min: 70, max: 70 },
-  { id: '71-74', label: '71 to 74', min: 71, max: 74 },
-  { id: 'ge75', label: '75 and over', min: 75, max: Number.POSITIVE_INFINITY },
-] as const;
-export type AgeBandId = (typeof AGE_BANDS)[number]['id'];
-/** A band, or every age ("all"). */
-export type BandKey = AgeBandId | 'all';
-export const BAND_KEYS: readonly BandKey[] = [...AGE_BANDS.map((b) => b.id), 'all'];
-export const BAND_LABELS: Record<BandKey, string> = {
-  ...(Object.fromEntries(AGE_BANDS.map((b) => [b.id, b.label])) as Record<AgeBandId, string>),
-  all: 'All ages',
-};
-
-export function ageBand(age: number): AgeBandId {
-  if (!Number.isInteger(age) || age < 0) throw new RangeError(`Not an age: ${age}`);
-  return AGE_BANDS.find((b) => age >= b.min && age <= b.max)!.id;
-}
+import { reportingYear } from './reporting-year.js';
 
 // ---------------------------------------------------------------------------------------------------------------
 // Tables
@@ -368,21 +298,15 @@ export function nonOperativeRate(counts: Kc62Counts, table: Kc62Table, band: Ban
 // ---------------------------------------------------------------------------------------------------------------
 // KC63 coverage
 
-/** KC63's age bands at 31 March: women 53 to under 71. */
-export const KC63_BANDS = [
-  { id: '53-54', label: '53 to 54', min: 53, max: 54 },
-  { id: '55-59', label: '55 to 59', min: 55, max: 59 },
-  { id: '60-64', label: '60 to 64', min: 60, max: 64 },
-  { id: '65-69', label: '65 to 69', min: 65, max: 69 },
-  { id: '70', label: '70', min: 70, max: 70 },
-] as const;
-export type Kc63BandId = (typeof KC63_BANDS)[number]['id'];
+/** KC63's age bands at 31 March, women 53 to under 71: the return's own bands from 53 to 54 up to 70. */
+const KC63_BAND_IDS = ['53-54', '55-59', '60-64', '65-69', '70'] as const;
+export type Kc63BandId = (typeof KC63_BAND_IDS)[number];
+export const KC63_BANDS = AGE_BANDS.filter((b): b is Extract<AgeBand, { id: Kc63BandId }> =>
+  (KC63_BAND_IDS as readonly string[]).includes(b.id),
+);
 export type Kc63BandKey = Kc63BandId | 'all';
-export const KC63_BAND_KEYS: readonly Kc63BandKey[] = [...KC63_BANDS.map((b) => b.id), 'all'];
-export const KC63_BAND_LABELS: Record<Kc63BandKey, string> = {
-  ...(Object.fromEntries(KC63_BANDS.map((b) => [b.id, b.label])) as Record<Kc63BandId, string>),
-  all: '53 to 70',
-};
+export const KC63_BAND_KEYS: readonly Kc63BandKey[] = [...KC63_BAND_IDS, 'all'];
+export const KC63_BAND_LABELS: Record<Kc63BandKey, string> = bandLabels(KC63_BANDS, '53 to 70');
 export const COVERAGE_MONTHS = 36;
 export const COVERAGE_MIN_AGE = 53;
 export const COVERAGE_END_AGE = 71;

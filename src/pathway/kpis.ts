@@ -334,11 +334,20 @@ export function thresholdText(threshold: number | undefined, direction: Directio
   return `${direction === 'higher' ? '≥' : '<'} ${formatValue(threshold, unit)}`;
 }
 
+/** Decimal places a value is shown with: on the dashboard and in its download alike. */
+export const VALUE_DECIMALS: Record<KpiUnit, number> = { percent: 1, per_1000: 1, ratio: 2 };
+
+/** A value rounded as it is shown (null stays null). */
+export function roundValue(value: number | null, unit: KpiUnit): number | null {
+  return value === null || !Number.isFinite(value) ? null : Number(value.toFixed(VALUE_DECIMALS[unit]));
+}
+
 export function formatValue(value: number | null, unit: KpiUnit): string {
   if (value === null || !Number.isFinite(value)) return 'No data';
-  if (unit === 'percent') return `${value.toFixed(1)} %`;
-  if (unit === 'per_1000') return `${value.toFixed(1)} per 1,000`;
-  return value.toFixed(2);
+  const text = value.toFixed(VALUE_DECIMALS[unit]);
+  if (unit === 'percent') return `${text} %`;
+  if (unit === 'per_1000') return `${text} per 1,000`;
+  return text;
 }
 
 // --- Proportions and their confidence intervals ------------------------------------------------------------------
@@ -420,26 +429,6 @@ export function kpiFigure(id: KpiId, count: KpiCount, standard: Standard): KpiFi
     }
   }
   return { id, numerator, denominator, value, interval, rag: ragStatus(value, standard) };
-}
-
-// --- Reporting years -----------------------------------------------------------------------------------------------
-
-/** The reporting year (1 April – 31 March) a date falls in, named by the year it starts: 2025 is 2025-26. */
-export function reportingYearOf(date: IsoDate): number {
-  const [y, m] = date.split('-').map(Number) as [number, number];
-  return m >= 4 ? y : y - 1;
-}
-
-export function reportingYearStart(year: number): IsoDate {
-  return `${year}-04-01`;
-}
-
-export function reportingYearEnd(year: number): IsoDate {
-  return `${year + 1}-03-31`;
-}
-
-export function reportingYearLabel(year: number): string {
-  return `${year}-${String((year + 1) % 100).padStart(2, '0')}`;
 }
 
 // --- Interventions: before and after ---------------------------------------------------------------------------------

@@ -32,39 +32,20 @@
  * Confidence intervals: the Wilson score interval for a proportion (Wilson 1927; the method the Public Health
  * England / OHID "Technical Guide: Confidence Intervals" recommends for proportions), 95 % (z = 1.959964).
  */
+// Age bands are the KC62 return's (age at invitation for uptake, on the date for coverage), from age-bands.ts.
+import { AGE_BANDS, ageBand } from './age-bands.js';
 import { addMonths, ageOn, type IsoDate } from './dates.js';
+// Coverage is KC63's: aged 53 to under 71, screened in the last 36 months (defined once, in kc62.ts).
+import { COVERAGE_END_AGE, COVERAGE_MIN_AGE, COVERAGE_MONTHS } from './kc62.js';
 
 /** Routine invitations: first call and routine recall (episode types). */
 export const ROUTINE_INVITATION_TYPES = ['C', 'R'] as const;
 /** She is counted as taking up her invitation when screened no later than this many months after it. */
 export const UPTAKE_WINDOW_MONTHS = 6;
-export const COVERAGE_FROM_AGE = 53;
-/** Coverage counts women under this age (to the day before the 71st birthday). */
-export const COVERAGE_UNDER_AGE = 71;
-export const COVERAGE_MONTHS = 36;
 /** The ceasing reason that takes a woman out of the eligible population. */
 export const COVERAGE_EXCLUDED_CEASING = 'bilateral_mastectomy';
 /** z for a two-sided 95 % interval. */
 export const Z_95 = 1.959964;
-
-/** Age bands as in the KC62 return (age at invitation for uptake, at the date for coverage). */
-export const AGE_BANDS = [
-  { id: 'under45', label: 'Under 45', from: 0, under: 45 },
-  { id: '45-49', label: '45 to 49', from: 45, under: 50 },
-  { id: '50-52', label: '50 to 52', from: 50, under: 53 },
-  { id: '53-54', label: '53 to 54', from: 53, under: 55 },
-  { id: '55-59', label: '55 to 59', from: 55, under: 60 },
-  { id: '60-64', label: '60 to 64', from: 60, under: 65 },
-  { id: '65-69', label: '65 to 69', from: 65, under: 70 },
-  { id: '70', label: '70', from: 70, under: 71 },
-  { id: '71-74', label: '71 to 74', from: 71, under: 75 },
-  { id: '75plus', label: '75 and over', from: 75, under: Infinity },
-] as const;
-export type AgeBandId = (typeof AGE_BANDS)[number]['id'];
-
-export function ageBand(age: number): AgeBandId {
-  return AGE_BANDS.find((b) => age >= b.from && age < b.under)!.id;
-}
 
 export const IMD_QUINTILES = [1, 2, 3, 4, 5] as const;
 export type ImdQuintile = (typeof IMD_QUINTILES)[number];
@@ -141,7 +122,7 @@ export interface CoverageFacts {
 export function inCoveragePopulation(f: CoverageFacts, asOf: IsoDate): boolean {
   if (f.dateOfBirth > asOf) return false;
   const age = ageOn(f.dateOfBirth, asOf);
-  if (age < COVERAGE_FROM_AGE || age >= COVERAGE_UNDER_AGE) return false;
+  if (age < COVERAGE_MIN_AGE || age >= COVERAGE_END_AGE) return false;
   if (f.dateOfDeath !== null && f.dateOfDeath <= asOf) return false;
   return !(f.ceasedReason === COVERAGE_EXCLUDED_CEASING && f.ceasedOn !== null && f.ceasedOn <= asOf);
 }
@@ -153,32 +134,12 @@ export function coveredOn(screenedOn: readonly IsoDate[], asOf: IsoDate): boolea
 }
 
 // ---------------------------------------------------------------------------------------------------------------
-// Reporting years (1 April – 31 March) and periods.
+// Periods (a reporting year, reporting-year.ts, is one).
 
 export interface Period {
   from: IsoDate;
   to: IsoDate;
   label: string;
-}
-
-/** The reporting year starting 1 April of `startYear`: '2025-26'. */
-export function reportingYear(startYear: number): Period {
-  return {
-    from: `${startYear}-04-01`,
-    to: `${startYear + 1}-03-31`,
-    label: `${startYear}-${String((startYear + 1) % 100).padStart(2, '0')}`,
-  };
-}
-
-/** The start year of the reporting year a date falls in. */
-export function reportingYearOf(date: IsoDate): number {
-  const year = Number(date.slice(0, 4));
-  return date.slice(5) >= '04-01' ? year : year - 1;
-}
-
-/** The last reporting year that has ended before `today`. */
-export function lastCompleteReportingYear(today: IsoDate): Period {
-  return reportingYear(reportingYearOf(today) - 1);
 }
 
 /** Problems with a chosen period, in the design system's words, by field. */
@@ -267,7 +228,26 @@ export function byPractice(counts: readonly GroupCount[], names: ReadonlyMap<str
   );
 }
 
+/** A rate (a fraction) as a percentage rounded to one decimal place, as pages and downloads show it: 0.70588 → 70.6. */
+export function percentValue(value: number): number {
+  return Number((value * 100).toFixed(1));
+}
+
 /** A rate as a percentage with one decimal place: 0.70588 → '70.6%'; null → 'No women'. */
 export function formatPercent(value: number | null): string {
-  return value === null ? 'No women' : `${(value * 100).toFixed(1)}%`;
+  return value === null ? 'No women' : `${percentValue(value).toFixed(1)}%`;
+}
+
+/** Uptake and coverage of the same groups side by side: groups in the uptake list's order, then any only in coverage. */
+export function sideBySide(
+  uptake: readonly RateRow[],
+  coverage: readonly RateRow[],
+): { key: string; label: string; uptake: RateRow | undefined; coverage: RateRow | undefined }[] {
+  const keys = uptake.map((r) => r.key);
+  for (const c of coverage) if (!keys.includes(c.key)) keys.push(c.key);
+  return keys.map((key) => {
+    const u = uptake.find((r) => r.key === key);
+    const c = coverage.find((r) => r.key === key);
+    return { key, label: (u ?? c)!.label, uptake: u, coverage: c };
+  });
 }

@@ -6,9 +6,8 @@
  * (ECMA-376); strings are inline, so there is no shared-strings part, and each part is deflated with node:zlib.
  */
 import { deflateRawSync } from 'node:zlib';
+import { BAND_KEYS, BAND_LABELS } from '../pathway/age-bands.js';
 import {
-  BAND_KEYS,
-  BAND_LABELS,
   countOf,
   KC62_TABLES,
   KC63_BAND_KEYS,
@@ -17,7 +16,6 @@ import {
   PART_NUMBERS,
   PARTS,
   percent,
-  reportingYear,
   TABLE_TITLES,
   uptake,
   type Kc62Counts,
@@ -26,9 +24,11 @@ import {
   type Measure,
   type PartNumber,
 } from '../pathway/kc62.js';
+import { reportingYear } from '../pathway/reporting-year.js';
 import { formatLongDate } from '../pathway/dates.js';
+import { csvRows, type Cell } from './csv.js';
 
-export type Cell = string | number | null;
+export type { Cell };
 export interface Sheet {
   name: string;
   rows: Cell[][];
@@ -100,20 +100,11 @@ export function kc62Sheets(input: ExportInput): Sheet[] {
 // ---------------------------------------------------------------------------------------------------------------
 // CSV
 
-function csvCell(value: Cell): string {
-  if (value === null) return '';
-  if (typeof value === 'number') return String(value);
-  // A text cell a spreadsheet could take for a formula is prefixed with an apostrophe.
-  const text = /^[=+\-@\t\r]/.test(value) ? `'${value}` : value;
-  return /[",\r\n]/.test(text) ? `"${text.replaceAll('"', '""')}"` : text;
-}
-
 /** Every sheet one after the other, a blank line between (RFC 4180, CRLF). */
 export function kc62Csv(input: ExportInput): string {
   return kc62Sheets(input)
-    .map((sheet) => sheet.rows.map((row) => row.map(csvCell).join(',')).join('\r\n'))
-    .join('\r\n\r\n')
-    .concat('\r\n');
+    .map((sheet) => csvRows(sheet.rows))
+    .join('\r\n');
 }
 
 // ---------------------------------------------------------------------------------------------------------------

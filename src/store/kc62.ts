@@ -15,8 +15,8 @@
  * The office of an episode is episode.bso_code; KC63's is her current office (participant.bso_code).
  */
 import { sql, type RawBuilder } from 'kysely';
+import { AGE_BANDS, type BandKey } from '../pathway/age-bands.js';
 import {
-  AGE_BANDS,
   COVERAGE_END_AGE,
   COVERAGE_MIN_AGE,
   coverageCells,
@@ -25,10 +25,8 @@ import {
   episodeCells,
   KC63_BANDS,
   PREVIOUS_SCREEN_YEARS,
-  reportingYear,
   tallyKc62,
   tallyKc63,
-  type BandKey,
   type CellKey,
   type EpisodeFacts,
   type EpisodeType,
@@ -41,6 +39,7 @@ import {
   type Outcome,
   type PreviousScreen,
 } from '../pathway/kc62.js';
+import { reportingYear } from '../pathway/reporting-year.js';
 import { addYears, type IsoDate } from '../pathway/dates.js';
 import type { Db } from './database.js';
 
@@ -133,8 +132,8 @@ export function factsQuery(
     ),
     offered as (
       select a.episode_id, min(c.clinic_date) as first_on
-      from appointment a join clinic c on c.id = a.clinic_id
-      where a.episode_id in (select id from ep) and c.purpose = 'screening'
+      from ep join appointment a on a.episode_id = ep.id join clinic c on c.id = a.clinic_id
+      where c.purpose = 'screening'
       group by a.episode_id
     ),
     cohort as (
@@ -143,13 +142,13 @@ export function factsQuery(
       from ep left join offered o on o.episode_id = ep.id
     ),
     inyear as (
-      select c.*, p.date_of_birth, p.nhs_number, p.given_name, p.family_name
+      select c.*, p.date_of_birth
       from cohort c join participant p on p.id = c.participant_id
       where c.rel between ${from}::date and ${to}::date
     ),
     results as (
       select x.episode_id, bool_or(x.result = 'recall_assessment') as referred
-      from exam_result x where x.episode_id in (select id from inyear) group by x.episode_id
+      from inyear i join exam_result x on x.episode_id = i.id group by x.episode_id
     ),
     procedures as (
       select ap.episode_id,
@@ -157,11 +156,10 @@ export function factsQuery(
         bool_or(ap.procedure = 'open_biopsy') as open,
         min(ap.performed_on) filter (where ap.procedure in ('core_biopsy', 'vacuum_biopsy') and ap.b_code like 'B5%') as b5_on,
         min(ap.performed_on) filter (where ap.procedure = 'open_biopsy') as open_on
-      from assessment_procedure ap where ap.episode_id in (select id from inyear) group by ap.episode_id
+      from inyear i join assessment_procedure ap on ap.episode_id = i.id group by ap.episode_id
     ),
     f as (
-      select i.id as episode_id, i.participant_id, i.nhs_number, i.given_name, i.family_name, i.date_of_birth,
-        i.episode_type, i.rel, i.screened_on,
+      select i.id as episode_id, i.participant_id, i.date_of_birth, i.episode_type, i.rel, i.screened_on,
         date_part('year', age(i.rel, i.date_of_birth))::int as age,
         case when prev.prev_on is null then 'none'
           when prev.prev_on >= (i.rel - make_interval(years => ${PREVIOUS_SCREEN_YEARS}))::date then 'within5'
@@ -187,10 +185,10 @@ export function factsQuery(
     f.size_mm, f.early_recall, f.b5_first`;
   if (mode === 'grouped') return sql`${facts} select ${columns}, count(*)::int as n from f group by ${columns}`;
   return sql`${facts}
-    select ${columns}, f.episode_id, f.participant_id, f.nhs_number, f.given_name, f.family_name, f.date_of_birth,
+    select ${columns}, f.episode_id, f.participant_id, p.nhs_number, p.given_name, p.family_name, f.date_of_birth,
       f.rel, f.screened_on
-    from f where ${ageFilter}
-    order by f.rel, f.family_name, f.episode_id`;
+    from f join participant p on p.id = f.participant_id where ${ageFilter}
+    order by f.rel, p.family_name, f.episode_id`;
 }
 
 interface EpisodeListRow {
@@ -217,15 +215,18 @@ export interface Kc62Report {
 /** The whole KC62 return (every table and part) and KC63 coverage at the year's 31 March. */
 export async function kc62Report(db: Db, office: OfficeScope, year: number): Promise<Kc62Report> {
   const query = factsQuery(office, year, 'grouped') as RawBuilder<FactRow & { n: number }>;
-  const { rows } = await withoutJit(db, (trx) => query.execute(trx));
-  const counts = tallyKc62(rows.map((r) => ({ facts: toFacts(r), count: r.n })));
   const coverageAt = coverageDate(year);
+  // The two are independent: on PostgreSQL they run at once, on two connections.
+  const [{ rows }, coverage] = await Promise.all([
+    withoutJit(db, (trx) => query.execute(trx)),
+    kc63Coverage(db, office, coverageAt),
+  ]);
   return {
     office,
     year,
-    counts,
+    counts: tallyKc62(rows.map((r) => ({ facts: toFacts(r), count: r.n }))),
     episodes: rows.reduce((n, r) => n + r.n, 0),
-    coverage: await kc63Coverage(db, office, coverageAt),
+    coverage,
     coverageAt,
   };
 }

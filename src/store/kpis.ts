@@ -9,7 +9,7 @@
  */
 import { readFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
-import { sql, type RawBuilder } from 'kysely';
+import { sql } from 'kysely';
 import { compareIsoDate, type IsoDate } from '../pathway/dates.js';
 import {
   expectedInvasive,
@@ -17,16 +17,16 @@ import {
   kpiFigure,
   NhsbspStandardsError,
   parseStandards,
-  reportingYearEnd,
-  reportingYearStart,
   type KpiCount,
   type KpiFigure,
   type KpiId,
   type NhsbspStandards,
   type ScreenedGroup,
 } from '../pathway/kpis.js';
+import { reportingYear } from '../pathway/reporting-year.js';
 import { packageRoot } from '../paths.js';
 import type { Db } from './database.js';
+import { reportingYearOfSql } from './reporting-year-sql.js';
 
 // --- The standards file ----------------------------------------------------------------------------------------
 
@@ -61,10 +61,6 @@ export function loadNhsbspStandards(env: NodeJS.ProcessEnv = process.env): {
 
 // --- Counting ----------------------------------------------------------------------------------------------------
 
-/** The reporting year (named by the year it starts) of a date column or expression. */
-const yearOf = (d: RawBuilder<unknown>) =>
-  sql<number>`(extract(year from ${d})::int - case when extract(month from ${d}) < 4 then 1 else 0 end)`;
-
 const num = (v: unknown) => Number(v ?? 0);
 
 export interface YearCounts {
@@ -92,12 +88,12 @@ export async function kpiCounts(
 ): Promise<YearCounts[]> {
   const sorted = [...new Set(years)].sort((a, b) => a - b);
   if (sorted.length === 0) return [];
-  const from = reportingYearStart(sorted[0]!);
-  const lastEnd = reportingYearEnd(sorted.at(-1)!);
+  const from = reportingYear(sorted[0]!).from;
+  const lastEnd = reportingYear(sorted.at(-1)!).to;
   const to = compareIsoDate(lastEnd, asOf) < 0 ? lastEnd : asOf;
   const out = new Map<number, YearCounts>(
     sorted.map((year) => {
-      const end = reportingYearEnd(year);
+      const end = reportingYear(year).to;
       return [year, { year, asOf: compareIsoDate(end, asOf) < 0 ? end : asOf, counts: empty(), screenedGroups: [] }];
     }),
   );
@@ -111,7 +107,7 @@ export async function kpiCounts(
   // Uptake: invitations (C and R episodes opened in the year, she 50 to under 71 that day); screened within 6 months.
   // An invitation whose 6 months are not over counts only once she is screened.
   const uptake = await sql<{ year: number; invited: string; screened: string }>`
-    select ${yearOf(sql`x.opened_on`)} as year,
+    select ${reportingYearOfSql(sql`x.opened_on`)} as year,
       count(*) filter (where x.screened_in_time or x.time_up) as invited,
       count(*) filter (where x.screened_in_time) as screened
     from (
@@ -160,7 +156,7 @@ export async function kpiCounts(
       where c.purpose = 'screening' and e.bso_code = ${office} and e.episode_type = 'R'
       group by a.episode_id
     )
-    select ${yearOf(sql`f.first_offered`)} as year, count(*) as offered,
+    select ${reportingYearOfSql(sql`f.first_offered`)} as year, count(*) as offered,
       count(*) filter (where f.first_offered <= (prev.screened_on + interval '36 months')::date) as within
     from first_offer f
       join episode e on e.id = f.episode_id
@@ -174,7 +170,7 @@ export async function kpiCounts(
 
   // Normal results: the participant's result letter sent within 14 days of the day she was screened.
   const normal = await sql<{ year: number; counted: string; within: string }>`
-    select ${yearOf(sql`x.screened`)} as year,
+    select ${reportingYearOfSql(sql`x.screened`)} as year,
       count(*) filter (where x.within or x.sent_day is not null or x.screened + 14 < ${asOf}::date) as counted,
       count(*) filter (where x.within) as within
     from (
@@ -197,7 +193,7 @@ export async function kpiCounts(
 
   // Assessment: the first assessment appointment within 21 days of the day she was screened.
   const assessment = await sql<{ year: number; counted: string; within: string }>`
-    select ${yearOf(sql`x.screened`)} as year,
+    select ${reportingYearOfSql(sql`x.screened`)} as year,
       count(*) filter (where x.first_offered is not null or x.screened + 21 < ${asOf}::date) as counted,
       count(*) filter (where x.first_offered <= x.screened + 21) as within
     from (
@@ -224,7 +220,7 @@ export async function kpiCounts(
     cancers: string;
     invasive: string;
   }>`
-    select ${yearOf(sql`x.screened_on`)} as year, x.age, x.first,
+    select ${reportingYearOfSql(sql`x.screened_on`)} as year, x.age, x.first,
       count(*) as women,
       count(*) filter (where x.referred) as referred,
       count(*) filter (where x.cancer) as cancers,

@@ -12,13 +12,8 @@ import {
   byPractice,
   byQuintile,
   COVERAGE_EXCLUDED_CEASING,
-  COVERAGE_FROM_AGE,
-  COVERAGE_MONTHS,
-  COVERAGE_UNDER_AGE,
   overall,
   rate,
-  reportingYear,
-  reportingYearOf,
   ROUTINE_INVITATION_TYPES,
   UPTAKE_WINDOW_MONTHS,
   type GroupCount,
@@ -27,7 +22,10 @@ import {
   type RateRow,
 } from '../pathway/uptake.js';
 import type { IsoDate } from '../pathway/dates.js';
+import { COVERAGE_END_AGE, COVERAGE_MIN_AGE, COVERAGE_MONTHS } from '../pathway/kc62.js';
+import { reportingYear, reportingYearOf } from '../pathway/reporting-year.js';
 import type { Db } from './database.js';
+import { reportingYearOfSql } from './reporting-year-sql.js';
 
 export interface UptakeFilter {
   office: string;
@@ -110,8 +108,8 @@ function coveragePopulation(office: string, dates: readonly IsoDate[]) {
     select p.*, d.on_date, c.participant_id as covered_id
     from dates d
     join participant p on p.bso_code = ${office}
-      and p.date_of_birth <= d.on_date - interval ${years(COVERAGE_FROM_AGE)}
-      and p.date_of_birth > d.on_date - interval ${years(COVERAGE_UNDER_AGE)}
+      and p.date_of_birth <= d.on_date - interval ${years(COVERAGE_MIN_AGE)}
+      and p.date_of_birth > d.on_date - interval ${years(COVERAGE_END_AGE)}
       and (p.date_of_death is null or p.date_of_death > d.on_date)
       and not (coalesce(p.ceased_reason, '') = ${COVERAGE_EXCLUDED_CEASING} and p.ceased_on <= d.on_date)
     left join covered c on c.participant_id = p.id and c.on_date = d.on_date`;
@@ -158,7 +156,7 @@ export async function uptakeTrend(
 ): Promise<TrendPoint[]> {
   const periods = Array.from({ length: filter.count }, (_, i) => reportingYear(filter.lastYear - filter.count + 1 + i));
   const { rows } = await sql<{ year: number; numerator: number; denominator: number }>`
-    select extract(year from e.opened_on - interval '3 months')::int as year,
+    select ${reportingYearOfSql(sql`e.opened_on`)} as year,
       count(*) filter (where e.screened_on >= e.opened_on
         and e.screened_on <= e.opened_on + interval ${months(UPTAKE_WINDOW_MONTHS)})::int as numerator,
       count(*)::int as denominator

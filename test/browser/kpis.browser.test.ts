@@ -1,8 +1,8 @@
 import type { FastifyInstance } from 'fastify';
-import type { Browser, Page } from 'playwright-core';
+import type { Browser } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createUser } from '../../src/store/accounts.js';
-import { axeViolations, haveChromium, launchChromium } from '../support/browser.js';
+import { axeViolations, haveChromium, launchChromium, signedInPage } from '../support/browser.js';
 import { freshDatabase } from '../support/database.js';
 import { PASSWORD, smallOffice } from '../support/fixtures.js';
 import { testHub } from '../support/hub-client.js';
@@ -45,19 +45,8 @@ describe.skipIf(!haveChromium)('KPI and intervention pages in Chromium', () => {
     await database?.drop();
   });
 
-  async function signedIn(username: string): Promise<Page> {
-    const context = await browser.newContext({ bypassCSP: true });
-    const page = await context.newPage();
-    await page.goto(`${base}/sign-in`);
-    await page.getByLabel('Username').fill(username);
-    await page.getByLabel('Password').fill(PASSWORD);
-    await page.getByRole('button', { name: 'Sign in' }).click();
-    await page.waitForURL(`${base}/`);
-    return page;
-  }
-
   it('the dashboard, with a plot per KPI, passes axe; so do the interventions pages and the form with errors', async () => {
-    const page = await signedIn('manager');
+    const page = await signedInPage(browser, base, 'manager');
     // The only office is chosen for her; the year can be changed.
     await page.goto(`${base}/reports/kpis`);
     await page.getByLabel('Reporting year (1 April to 31 March)').selectOption('2025');

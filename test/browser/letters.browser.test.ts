@@ -1,11 +1,11 @@
 import type { FastifyInstance } from 'fastify';
-import type { Browser, Page } from 'playwright-core';
+import type { Browser } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { Db } from '../../src/store/database.js';
-import { axeViolations, haveChromium, launchChromium } from '../support/browser.js';
+import { axeViolations, haveChromium, launchChromium, signedInPage } from '../support/browser.js';
 import { freshDatabase } from '../support/database.js';
 import { screenedExam } from '../support/exams.js';
-import { PASSWORD, smallOffice } from '../support/fixtures.js';
+import { smallOffice } from '../support/fixtures.js';
 import { testHub } from '../support/hub-client.js';
 
 /** A normal result, issued, with her letter queued as the results module queues it. */
@@ -75,19 +75,8 @@ describe.skipIf(!haveChromium)('letters page in Chromium', () => {
     await database?.drop();
   });
 
-  async function signedIn(username: string): Promise<Page> {
-    const context = await browser.newContext({ bypassCSP: true, acceptDownloads: true });
-    const page = await context.newPage();
-    await page.goto(`${base}/sign-in`);
-    await page.getByLabel('Username').fill(username);
-    await page.getByLabel('Password').fill(PASSWORD);
-    await page.getByRole('button', { name: 'Sign in' }).click();
-    await page.waitForURL(`${base}/`);
-    return page;
-  }
-
   it('shows the queue, sends a print run, downloads its PDF and a letter: every page passes axe', async () => {
-    const page = await signedIn('admin');
+    const page = await signedInPage(browser, base, 'admin', { acceptDownloads: true });
     await page.getByRole('link', { name: 'Letters and GP messages' }).first().click();
     await expect.poll(() => page.getByRole('heading', { name: 'Letters', level: 1 }).count()).toBe(1);
     await expect.poll(() => page.getByRole('heading', { name: 'Ready to send (3)' }).count()).toBe(1);
@@ -191,7 +180,7 @@ describe.skipIf(!haveChromium)('letters page in Chromium', () => {
         channel: 'letter',
       })
       .execute();
-    const page = await signedIn('admin');
+    const page = await signedInPage(browser, base, 'admin', { acceptDownloads: true });
     await page.goto(`${base}/communications?office=TST`);
     await expect.poll(() => page.getByRole('heading', { name: 'Ready to send (0)' }).count()).toBe(1);
     await expect

@@ -1,11 +1,11 @@
 import { faker } from '@faker-js/faker';
 import type { FastifyInstance } from 'fastify';
-import type { Browser, Page } from 'playwright-core';
+import type { Browser } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { freshDatabase } from '../support/database.js';
-import { addParticipant, PASSWORD, smallOffice } from '../support/fixtures.js';
+import { addParticipant, smallOffice } from '../support/fixtures.js';
 import { testHub } from '../support/hub-client.js';
-import { axeViolations, haveChromium, launchChromium } from '../support/browser.js';
+import { axeViolations, haveChromium, launchChromium, signedInPage } from '../support/browser.js';
 
 faker.seed(707);
 
@@ -65,19 +65,8 @@ describe.skipIf(!haveChromium)('uptake page in Chromium', () => {
     await database?.drop();
   });
 
-  async function signedIn(username: string): Promise<Page> {
-    const context = await browser.newContext({ bypassCSP: true });
-    const page = await context.newPage();
-    await page.goto(`${base}/sign-in`);
-    await page.getByLabel('Username').fill(username);
-    await page.getByLabel('Password').fill(PASSWORD);
-    await page.getByRole('button', { name: 'Sign in' }).click();
-    await page.waitForURL(`${base}/`);
-    return page;
-  }
-
   it('shows uptake and coverage with charts and tables from the reports page: it passes axe', async () => {
-    const page = await signedIn('admin');
+    const page = await signedInPage(browser, base, 'admin');
     await page.goto(`${base}/reports`);
     await page.getByRole('link', { name: 'Uptake and coverage' }).click();
     await expect.poll(() => page.getByRole('heading', { name: 'Uptake and coverage', level: 1 }).count()).toBe(1);
@@ -98,7 +87,7 @@ describe.skipIf(!haveChromium)('uptake page in Chromium', () => {
   });
 
   it('shows problems in the error summary, next to the fields, and recovers', async () => {
-    const page = await signedIn('admin');
+    const page = await signedInPage(browser, base, 'admin');
     await page.goto(`${base}/reports/uptake?office=TST&from=2025-13-01&to=2026-03-31`);
     await expect.poll(() => page.getByText('There is a problem').count()).toBe(1);
     expect(await axeViolations(page)).toEqual([]);

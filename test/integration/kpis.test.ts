@@ -1,10 +1,12 @@
 import type { FastifyInstance } from 'fastify';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { formatValue, KPI_DEFINITIONS, KPI_IDS } from '../../src/pathway/kpis.js';
 import type { Db } from '../../src/store/database.js';
 import { kpiCounts, kpiFigures, loadNhsbspStandards } from '../../src/store/kpis.js';
 import { BACKENDS, freshDatabase } from '../support/database.js';
 import { smallOffice, TODAY } from '../support/fixtures.js';
 import { PageClient, testHub } from '../support/hub-client.js';
+import { readCsv, tableRows } from '../support/report-tables.js';
 import { addOffice, appointment, episode, examResult, normalLetter, outcome, woman } from '../support/kpi-data.js';
 
 const { standards } = loadNhsbspStandards({});
@@ -222,6 +224,82 @@ describe.each(BACKENDS)('KPIs on %s', (backend) => {
       const mammographer = new PageClient(app);
       await mammographer.signIn('mammographer');
       expect((await mammographer.get('/reports/kpis?office=UPT')).statusCode).toBe(403);
+    });
+
+    it("downloads the dashboard as CSV with the page's numbers, linked from the page", async () => {
+      const admin = new PageClient(app);
+      await admin.signIn('admin');
+      const body = (await admin.get('/reports/kpis?office=SCR&year=2025')).body;
+      expect(body).toContain('href="/reports/kpis.csv?office=SCR&amp;year=2025"');
+      const csv = await admin.get('/reports/kpis.csv?office=SCR&year=2025');
+      expect(csv.statusCode).toBe(200);
+      expect(csv.headers['content-type']).toBe('text/csv; charset=utf-8');
+      expect(csv.headers['content-disposition']).toBe('attachment; filename="kpis-SCR-2025-26.csv"');
+      const [header, ...records] = readCsv(csv.body);
+      expect(header).toEqual([
+        'Screening office',
+        'Reporting year',
+        'Counted to',
+        'KPI code',
+        'KPI',
+        'Unit',
+        'Numerator',
+        'Denominator',
+        'Value',
+        '95% CI lower',
+        '95% CI upper',
+        'Better when',
+        'Acceptable',
+        'Achievable',
+        'National average (2024-25)',
+        'Against the standard',
+        'RAG',
+      ]);
+      // Nine KPIs, five years each (2021-22 to 2025-26), each KPI's years in order.
+      expect(records).toHaveLength(KPI_IDS.length * 5);
+      const column = (name: string) => header!.indexOf(name);
+      const row = (id: string, year: string) => records.find((r) => r[3] === id && r[1] === year)!;
+      // Hand-checked (see the SCR cases above): referral at first screens 2 of 6 = 33.3 %, red against < 9 %;
+      // cancers 2 of 10 screened = 200.0 per 1,000; SDR 1 observed of 0.05 expected = 20.82, green.
+      expect(row('referral_first', '2025-26').slice(6, 11)).toEqual([
+        '2',
+        '6',
+        '33.3',
+        expect.any(String),
+        expect.any(String),
+      ]);
+      expect(row('referral_first', '2025-26').slice(11)).toEqual(['lower', '9', '9', '', 'Below acceptable', 'red']);
+      expect(row('cancer_detection', '2025-26').slice(6, 9)).toEqual(['2', '10', '200']);
+      expect(row('sdr', '2025-26').slice(6, 9)).toEqual(['1', '0.05', '20.82']);
+      expect(row('sdr', '2025-26').at(-1)).toBe('green');
+      expect(row('uptake', '2025-26')[14]).toBe('70.6');
+      // Every KPI's history table on the page shows the same numbers as the CSV, year by year.
+      for (const id of KPI_IDS) {
+        const { unit } = KPI_DEFINITIONS[id];
+        const page = tableRows(body, `${id}-history`);
+        const mine = records.filter((r) => r[3] === id);
+        expect(mine.map((r) => r[1])).toEqual(page.map((r) => r.header));
+        for (const [i, r] of mine.entries()) {
+          const value = r[column('Value')] === '' ? null : Number(r[column('Value')]);
+          const [lower, upper] = [r[column('95% CI lower')], r[column('95% CI upper')]];
+          expect(page[i]!.cells).toEqual([
+            Number(r[column('Numerator')]).toLocaleString('en-GB'),
+            id === 'sdr'
+              ? Number(r[column('Denominator')]).toFixed(2)
+              : Number(r[column('Denominator')]).toLocaleString('en-GB'),
+            formatValue(value, unit),
+            lower ? `${formatValue(Number(lower), unit)} to ${formatValue(Number(upper), unit)}` : 'Not applicable',
+            r[column('Against the standard')],
+          ]);
+        }
+      }
+      const bad = await admin.get('/reports/kpis.csv?office=SCR&year=1999');
+      expect(bad.statusCode).toBe(400);
+      expect(bad.body).toContain('Choose a reporting year from');
+      expect((await admin.get('/reports/kpis.csv')).statusCode).toBe(400);
+      const mammographer = new PageClient(app);
+      await mammographer.signIn('mammographer');
+      expect((await mammographer.get('/reports/kpis.csv?office=SCR')).statusCode).toBe(403);
     });
 
     it('says what is wrong with a bad office or year', async () => {

@@ -10,6 +10,7 @@ import { coverageCounts, practiceNames, uptakeCounts, uptakeTrend } from '../../
 import { BACKENDS, freshDatabase } from '../support/database.js';
 import { addParticipant, smallOffice, TODAY } from '../support/fixtures.js';
 import { PageClient, testHub } from '../support/hub-client.js';
+import { readCsv, tableRows } from '../support/report-tables.js';
 
 /** [key or label, numerator, denominator] for each row. */
 const triples = (rows: { label: string; numerator: number; denominator: number }[]) =>
@@ -336,10 +337,88 @@ describe.each(BACKENDS)('uptake and coverage on %s', (backend) => {
       expect(office.body).toContain('Choose a screening office');
     });
 
+    it("downloads each table as CSV with the page's numbers, linked from the page", async () => {
+      const client = new PageClient(app);
+      await client.signIn('admin');
+      const query = 'office=TST&from=2025-04-01&to=2026-03-31';
+      const body = (await client.get(`/reports/uptake?${query}`)).body;
+      // Each row as the page shows it: screened, invited, rate and interval, or 0, 0 and "No women".
+      const shown = (n: string, d: string, rate: string, lower: string, upper: string) =>
+        d === '0'
+          ? ['0', '0', 'No women']
+          : [n, d, `${Number(rate).toFixed(1)}%`, `${Number(lower).toFixed(1)}% to ${Number(upper).toFixed(1)}%`];
+      for (const [table, tableId, name] of [
+        ['age', 'age-table', 'by-age-band'],
+        ['deprivation', 'quintile-table', 'by-imd-quintile'],
+        ['practice', 'practice-table', 'by-gp-practice'],
+      ] as const) {
+        const href = `/reports/uptake/${table}.csv?${query}`;
+        expect(body).toContain(`href="${href.replaceAll('&', '&amp;')}"`);
+        const csv = await client.get(href);
+        expect(csv.statusCode).toBe(200);
+        expect(csv.headers['content-type']).toBe('text/csv; charset=utf-8');
+        expect(csv.headers['content-disposition']).toBe(
+          `attachment; filename="uptake-${name}-TST-2025-04-01-to-2026-03-31.csv"`,
+        );
+        const [header, ...records] = readCsv(csv.body);
+        expect(header!.slice(0, 8)).toEqual([
+          'Screening office',
+          'Invited from',
+          'Invited up to',
+          'Site',
+          'Location',
+          table === 'age' ? 'Age band' : table === 'deprivation' ? 'IMD quintile' : 'GP practice',
+          'Group code',
+          'Screened within 6 months',
+        ]);
+        const page = tableRows(body, tableId);
+        expect(records.map((r) => r[6])).toEqual(page.map((r) => r.key));
+        for (const [i, r] of records.entries()) {
+          expect(r.slice(0, 5)).toEqual([
+            'Test Breast Screening Office (TST)',
+            '2025-04-01',
+            '2026-03-31',
+            'All sites',
+            'All locations',
+          ]);
+          expect(r[5]).toBe(page[i]!.header);
+          const [un, ud, ur, ul, uu, cn, cd, cr, cl, cu] = r.slice(7);
+          expect(page[i]!.cells).toEqual([...shown(un!, ud!, ur!, ul!, uu!), ...shown(cn!, cd!, cr!, cl!, cu!)]);
+        }
+        // Every woman is in one group of each table: 2 of 4 invited screened, 4 of 7 eligible covered.
+        const sum = (column: number) => records.reduce((n, r) => n + Number(r[column]), 0);
+        expect([sum(7), sum(8), sum(12), sum(13)]).toEqual([2, 4, 4, 7]);
+      }
+      const audit = await db()
+        .selectFrom('audit_event')
+        .select(['detail'])
+        .where('action', '=', 'reports.uptake.download')
+        .execute();
+      expect(audit.map((a) => (a.detail as { table: string }).table)).toEqual(
+        expect.arrayContaining(['age', 'deprivation', 'practice']),
+      );
+      // The filters go with the download, and a bad choice is the page with its errors.
+      const site = readCsv((await client.get(`/reports/uptake/age.csv?${query}&site=static-1`)).body);
+      expect(site.slice(1).reduce((n, r) => n + Number(r[8]), 0)).toBe(3);
+      expect(site[1]![3]).toBe('Central Breast Unit');
+      const bad = await client.get('/reports/uptake/practice.csv?office=TST&from=2026-02-30&to=2026-03-31');
+      expect(bad.statusCode).toBe(400);
+      expect(bad.body).toContain('Start date must be a real date, like 2025-04-01');
+      // As on the page, the only office and the last complete reporting year are chosen when not given.
+      const defaults = await client.get('/reports/uptake/age.csv');
+      expect(defaults.statusCode).toBe(200);
+      expect(readCsv(defaults.body)[1]!.slice(0, 3)).toEqual([
+        'Test Breast Screening Office (TST)',
+        '2025-04-01',
+        '2026-03-31',
+      ]);
+    });
+
     it('is only for roles that view reports', async () => {
       const client = new PageClient(app);
       await client.signIn('mammographer');
       expect((await client.get('/reports/uptake?office=TST')).statusCode).toBe(403);
+      expect((await client.get('/reports/uptake/age.csv?office=TST')).statusCode).toBe(403);
     });
   });
 });

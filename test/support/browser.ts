@@ -1,6 +1,6 @@
 import { existsSync, readFileSync } from 'node:fs';
 import { createRequire } from 'node:module';
-import { chromium, type Browser, type Page } from 'playwright-core';
+import { chromium, type Browser, type BrowserContextOptions, type Page } from 'playwright-core';
 import { PASSWORD } from './fixtures.js';
 
 export const CHROMIUM = process.env.CHROMIUM_PATH ?? '/usr/bin/chromium';
@@ -47,9 +47,17 @@ export function launchChromium(): Promise<Browser> {
   });
 }
 
-/** A new browser context (CSP bypassed for axe) signed in to the hub at `base` as `username`, on the home page. */
-export async function signedInPage(browser: Browser, base: string, username: string): Promise<Page> {
-  const context = await browser.newContext({ bypassCSP: true });
+/**
+ * A new browser context (CSP bypassed for axe) signed in to the hub at `base` as `username`, on the home page.
+ * `contextOptions` are added to the context's (e.g. { acceptDownloads: true } for a test that downloads a file).
+ */
+export async function signedInPage(
+  browser: Browser,
+  base: string,
+  username: string,
+  contextOptions: BrowserContextOptions = {},
+): Promise<Page> {
+  const context = await browser.newContext({ bypassCSP: true, ...contextOptions });
   const page = await context.newPage();
   await page.goto(`${base}/sign-in`);
   await page.getByLabel('Username').fill(username);

@@ -1,27 +1,28 @@
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
+import { BAND_KEYS, BAND_LABELS } from '../../pathway/age-bands.js';
 import {
-  BAND_KEYS,
-  BAND_LABELS,
   countOf,
   KC62_TABLES,
   KC63_BAND_KEYS,
   KC63_BAND_LABELS,
-  lastCompleteReportingYear,
   MEASURE_LABELS,
   nonOperativeRate,
   PART_NUMBERS,
   PARTS,
   parseCellKey,
   parseKc63CellKey,
-  parseReportingYear,
   percent,
   relevantDateRule,
-  reportingYear,
-  reportingYearOf,
   TABLE_TITLES,
   uptake,
   type Kc62Table,
 } from '../../pathway/kc62.js';
+import {
+  lastCompleteReportingYear,
+  parseReportingYear,
+  reportingYear,
+  reportingYearOf,
+} from '../../pathway/reporting-year.js';
 import { can } from '../../pathway/staff-roles.js';
 import { kc62Csv, kc62Xlsx, partMeasures, partRate } from '../../reports/kc62-export.js';
 import { recordAudit } from '../../store/audit.js';

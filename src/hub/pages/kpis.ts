@@ -5,14 +5,13 @@ import {
   KPI_DEFINITIONS,
   KPI_IDS,
   RAG_LABELS,
-  reportingYearLabel,
-  reportingYearOf,
   thresholdText,
   type InterventionInput,
   type KpiFigure,
   type KpiId,
   type NhsbspStandards,
 } from '../../pathway/kpis.js';
+import { reportingYear, reportingYearOf } from '../../pathway/reporting-year.js';
 import { can } from '../../pathway/staff-roles.js';
 import { recordAudit } from '../../store/audit.js';
 import {
@@ -26,75 +25,40 @@ import type { HubOptions } from '../app.js';
 import { actorOf, pageNeeds } from '../auth.js';
 import { dateFromParts, type FieldErrors } from '../forms.js';
 import { page, redirectWithMessage } from '../render.js';
+import { lineChart } from '../svg-charts.js';
+import { csvDownloadHeaders } from '../../reports/csv.js';
+import { kpiCsv, kpiCsvName } from '../../reports/kpi-csv.js';
 
 /** Reporting years shown in each KPI's history (the chosen year and those before it). */
 export const HISTORY_YEARS = 5;
 /** Reporting years that can be chosen, back from the current one. */
 const YEARS_OFFERED = 10;
 
-// --- The small trend plot (server-rendered SVG; its numbers are also in a table next to it) ----------------------
+// --- The history plot: a line chart from svg-charts.ts (its numbers are also in the table after it) -----------
 
-const PLOT = { width: 360, height: 150, left: 48, right: 12, top: 12, bottom: 30 };
-
-interface PlotLine {
-  label: string;
-  y: number;
-  value: string;
-  dash: string;
-}
-
-function trendPlot(id: KpiId, history: YearFigures[], standards: NhsbspStandards) {
-  const unit = KPI_DEFINITIONS[id].unit;
+function trendPlot(id: KpiId, history: YearFigures[], standards: NhsbspStandards): string {
+  const { unit, title } = KPI_DEFINITIONS[id];
   const standard = standards.standards[id];
   const average = standards.nationalAverages.values[id];
   const values = history.map((h) => h.figures[id].value);
-  const refs = [standard.acceptable, standard.achievable, average].filter((v): v is number => v !== undefined);
-  const top = Math.max(...values.filter((v): v is number => v !== null), ...refs, unit === 'ratio' ? 1 : 1) * 1.15;
-  const yMax = unit === 'percent' ? Math.min(100, Math.max(top, 10)) : top;
-  const innerW = PLOT.width - PLOT.left - PLOT.right;
-  const innerH = PLOT.height - PLOT.top - PLOT.bottom;
-  const x = (i: number) =>
-    PLOT.left + (history.length === 1 ? innerW / 2 : (innerW * i) / Math.max(1, history.length - 1));
-  const y = (v: number) => PLOT.top + innerH - (innerH * Math.min(v, yMax)) / yMax;
-  const round = (n: number) => Math.round(n * 10) / 10;
-  const points = history.flatMap((h, i) => {
-    const v = h.figures[id].value;
-    return v === null
-      ? []
-      : [{ x: round(x(i)), y: round(y(v)), label: reportingYearLabel(h.year), value: formatValue(v, unit) }];
+  const references = [
+    { label: 'Acceptable', value: standard.acceptable },
+    { label: 'Achievable', value: standard.achievable !== standard.acceptable ? standard.achievable : undefined },
+    { label: 'National', value: average },
+  ].filter((r): r is { label: string; value: number } => r.value !== undefined);
+  // Head room above the highest value or line; a percentage axis stops at 100.
+  const top = Math.max(...values.filter((v): v is number => v !== null), ...references.map((r) => r.value), 1) * 1.15;
+  return lineChart({
+    id: `plot-${id}`,
+    title: `${title}: the office's history`,
+    xLabels: history.map((h) => reportingYear(h.year).label),
+    series: [{ name: 'This office', values }],
+    min: 0,
+    max: unit === 'percent' ? Math.min(100, Math.max(top, 10)) : top,
+    format: (v) => formatValue(v, unit),
+    axisFormat: (v) => formatValue(v, unit).replace(' per 1,000', ''),
+    references,
   });
-  const lines: PlotLine[] = [];
-  if (standard.acceptable !== undefined)
-    lines.push({
-      label: 'Acceptable',
-      y: round(y(standard.acceptable)),
-      value: formatValue(standard.acceptable, unit),
-      dash: '6 4',
-    });
-  if (standard.achievable !== undefined && standard.achievable !== standard.acceptable)
-    lines.push({
-      label: 'Achievable',
-      y: round(y(standard.achievable)),
-      value: formatValue(standard.achievable, unit),
-      dash: '2 3',
-    });
-  if (average !== undefined)
-    lines.push({ label: 'National', y: round(y(average)), value: formatValue(average, unit), dash: '10 3 2 3' });
-  const description = [
-    points.length === 0 ? 'No data in these years.' : points.map((p) => `${p.label}: ${p.value}`).join('; ') + '.',
-    ...lines.map((l) => `${l.label}: ${l.value}.`),
-  ].join(' ');
-  return {
-    ...PLOT,
-    id,
-    path: points.map((p, i) => `${i === 0 ? 'M' : 'L'}${p.x} ${p.y}`).join(' '),
-    points,
-    lines,
-    xLabels: history.map((h, i) => ({ x: round(x(i)), text: reportingYearLabel(h.year) })),
-    axis: { x1: PLOT.left, x2: PLOT.width - PLOT.right, y: PLOT.top + innerH, top: PLOT.top },
-    yTicks: [0, yMax / 2, yMax].map((v) => ({ y: round(y(v)), text: formatValue(v, unit).replace(' per 1,000', '') })),
-    description,
-  };
 }
 
 function figureView(f: KpiFigure) {
@@ -128,13 +92,12 @@ export function registerKpiPages(app: FastifyInstance, options: HubOptions): voi
     return { offices, office, errors };
   }
 
-  app.get('/reports/kpis', canView, async (request, reply) => {
-    const query = (request.query ?? {}) as Query;
-    const today = app.today();
+  /** The choice in the query (office and year), checked, and the figures for it when it is good. */
+  async function dashboard(query: Query, today: string) {
     const currentYear = reportingYearOf(today);
     const years = Array.from({ length: YEARS_OFFERED }, (_, i) => currentYear - i).map((y) => ({
       value: String(y),
-      text: reportingYearLabel(y),
+      text: reportingYear(y).label,
     }));
     const chosen = await chooseOffice(query);
     const errors: FieldErrors = { ...chosen.errors };
@@ -142,7 +105,7 @@ export function registerKpiPages(app: FastifyInstance, options: HubOptions): voi
     if (query.year !== undefined && query.year !== '') {
       const wanted = Number(query.year);
       if (!/^\d{4}$/.test(query.year) || wanted > currentYear || wanted < currentYear - YEARS_OFFERED + 1)
-        errors.year = `Choose a reporting year from ${reportingYearLabel(currentYear - YEARS_OFFERED + 1)} to ${reportingYearLabel(currentYear)}`;
+        errors.year = `Choose a reporting year from ${reportingYear(currentYear - YEARS_OFFERED + 1).label} to ${reportingYear(currentYear).label}`;
       else year = wanted;
     }
     const view = {
@@ -155,11 +118,18 @@ export function registerKpiPages(app: FastifyInstance, options: HubOptions): voi
       standardsFile,
       nationalAverages: standards.nationalAverages,
     };
-    if (!chosen.office || Object.keys(errors).length > 0)
-      return page(request, reply.code(Object.keys(errors).length ? 400 : 200), 'kpis.njk', view);
-    const office = chosen.office;
+    if (!chosen.office || Object.keys(errors).length > 0) return { view, errors, ready: false as const };
     const historyYears = Array.from({ length: HISTORY_YEARS }, (_, i) => year - HISTORY_YEARS + 1 + i);
-    const history = await kpiFigures(db, office.code, historyYears, today, standards);
+    const history = await kpiFigures(db, chosen.office.code, historyYears, today, standards);
+    return { view, errors, ready: true as const, office: chosen.office, year, history };
+  }
+
+  app.get('/reports/kpis', canView, async (request, reply) => {
+    const today = app.today();
+    const chosen = await dashboard((request.query ?? {}) as Query, today);
+    const { view, errors } = chosen;
+    if (!chosen.ready) return page(request, reply.code(Object.keys(errors).length ? 400 : 200), 'kpis.njk', view);
+    const { office, year, history } = chosen;
     const current = history.at(-1)!;
     const kpis = KPI_IDS.map((id) => {
       const definition = KPI_DEFINITIONS[id];
@@ -174,7 +144,7 @@ export function registerKpiPages(app: FastifyInstance, options: HubOptions): voi
         averageText: average === undefined ? 'Not given' : formatValue(average, definition.unit),
         figure: figureView(current.figures[id]),
         history: history.map((h) => ({
-          label: reportingYearLabel(h.year),
+          label: reportingYear(h.year).label,
           asOf: h.asOf,
           figure: figureView(h.figures[id]),
         })),
@@ -185,16 +155,36 @@ export function registerKpiPages(app: FastifyInstance, options: HubOptions): voi
       action: 'kpis.view',
       entityType: 'report',
       entityId: 'kpis',
-      detail: { office: office.code, year: reportingYearLabel(year) },
+      detail: { office: office.code, year: reportingYear(year).label },
     });
     return page(request, reply, 'kpis.njk', {
       ...view,
       office,
-      yearLabel: reportingYearLabel(year),
+      yearLabel: reportingYear(year).label,
       asOf: current.asOf,
       underWay: current.asOf === today,
       kpis,
+      csvHref: `/reports/kpis.csv?${new URLSearchParams({ office: office.code, year: String(year) })}`,
     });
+  });
+
+  // The dashboard as CSV, for the same choice; a bad choice (or none) gets the page with its errors.
+  app.get('/reports/kpis.csv', canView, async (request, reply) => {
+    const chosen = await dashboard((request.query ?? {}) as Query, app.today());
+    if (!chosen.ready) {
+      const errors = Object.keys(chosen.errors).length ? chosen.errors : { office: 'Choose a screening office' };
+      return page(request, reply.code(400), 'kpis.njk', { ...chosen.view, errors });
+    }
+    const { office, year, history } = chosen;
+    await recordAudit(db, actorOf(request), {
+      action: 'kpis.download',
+      entityType: 'report',
+      entityId: 'kpis',
+      detail: { office: office.code, year: reportingYear(year).label },
+    });
+    return reply
+      .headers(csvDownloadHeaders(kpiCsvName(office.code, year)))
+      .send(kpiCsv({ office: `${office.name} (${office.code})`, standards, history }));
   });
 
   // --- Interventions --------------------------------------------------------------------------------------------

@@ -1,18 +1,16 @@
 import type { FastifyInstance, FastifyRequest } from 'fastify';
 import { isIsoDate } from '../../pathway/dates.js';
+import { COVERAGE_END_AGE, COVERAGE_MIN_AGE, COVERAGE_MONTHS } from '../../pathway/kc62.js';
 import {
-  COVERAGE_FROM_AGE,
-  COVERAGE_MONTHS,
-  COVERAGE_UNDER_AGE,
   formatPercent,
-  lastCompleteReportingYear,
   periodProblems,
-  reportingYearOf,
+  sideBySide,
   UPTAKE_WINDOW_MONTHS,
   uptakeFinalBefore,
   type Rate,
   type RateRow,
 } from '../../pathway/uptake.js';
+import { lastCompleteReportingYear, reportingYear, reportingYearOf } from '../../pathway/reporting-year.js';
 import { recordAudit } from '../../store/audit.js';
 import { imdLookupStatus, DEMO_IMD_SOURCE } from '../../store/imd-lookup.js';
 import {
@@ -28,6 +26,8 @@ import type { HubOptions } from '../app.js';
 import { actorOf, pageNeeds } from '../auth.js';
 import type { FieldErrors } from '../forms.js';
 import { page } from '../render.js';
+import { csvDownloadHeaders } from '../../reports/csv.js';
+import { UPTAKE_CSV_TABLE_IDS, uptakeCsv, uptakeCsvName, type UptakeCsvTable } from '../../reports/uptake-csv.js';
 import { lineChart, rankedBarChart } from '../svg-charts.js';
 
 /** Reporting years in the trend. */
@@ -45,17 +45,8 @@ function shown(r: Rate | undefined) {
 }
 
 /** One table row per group: uptake and coverage side by side (either may be missing for a group). */
-/** Groups in the uptake list's order, then any only in the coverage list. */
 function rows(uptake: readonly RateRow[], coverage: readonly RateRow[]) {
-  const keys = [...uptake.map((r) => r.key)];
-  for (const c of coverage) if (!keys.includes(c.key)) keys.push(c.key);
-  const label = (k: string) => uptake.find((r) => r.key === k)?.label ?? coverage.find((r) => r.key === k)!.label;
-  return keys.map((k) => ({
-    key: k,
-    label: label(k),
-    uptake: shown(uptake.find((r) => r.key === k)),
-    coverage: shown(coverage.find((r) => r.key === k)),
-  }));
+  return sideBySide(uptake, coverage).map((r) => ({ ...r, uptake: shown(r.uptake), coverage: shown(r.coverage) }));
 }
 
 const bars = (list: readonly RateRow[]) =>
@@ -113,7 +104,7 @@ export function registerUptakePages(app: FastifyInstance, options: HubOptions): 
     const office = offices.find((o) => o.code === code);
     const errors: FieldErrors = {};
     if (!office && query.office !== undefined) errors.office = 'Choose a screening office';
-    const fallback = lastCompleteReportingYear(today);
+    const fallback = reportingYear(lastCompleteReportingYear(today));
     const from = query.from?.trim() || (query.to ? '' : fallback.from);
     const to = query.to?.trim() || (query.from ? '' : fallback.to);
     if (!from) errors.from = 'Enter the start date';
@@ -138,29 +129,51 @@ export function registerUptakePages(app: FastifyInstance, options: HubOptions): 
     };
   }
 
-  app.get('/reports/uptake', { preHandler: pageNeeds('reports.view') }, async (request, reply) => {
-    const chosen = await choose(request);
-    const base = {
+  /** The page without figures: the form, with the choice made and any problems with it. */
+  function baseView(chosen: Awaited<ReturnType<typeof choose>>, errors: FieldErrors) {
+    return {
       title: 'Uptake and coverage',
       offices: chosen.offices,
       office: chosen.office,
       sites: chosen.places.sites,
       locations: chosen.places.locations,
       values: chosen.values,
-      errors: chosen.errors,
+      errors,
       windowMonths: UPTAKE_WINDOW_MONTHS,
-      coverageAges: `${COVERAGE_FROM_AGE} to ${COVERAGE_UNDER_AGE - 1}`,
+      coverageAges: `${COVERAGE_MIN_AGE} to ${COVERAGE_END_AGE - 1}`,
       coverageMonths: COVERAGE_MONTHS,
     };
+  }
+
+  /** The counts behind the page and its downloads, for a valid choice. */
+  async function figures(
+    office: { code: string },
+    filter: { from: string; to: string; site: string | null; location: string | null },
+  ) {
+    const names = await practiceNames(db);
+    const uptake = breakdown(await uptakeCounts(db, { office: office.code, ...filter }), names);
+    const coverage = breakdown(await coverageCounts(db, office.code, filter.to), names);
+    return {
+      uptake,
+      coverage,
+      tables: {
+        age: sideBySide(uptake.byAge, coverage.byAge),
+        deprivation: sideBySide(uptake.byQuintile, coverage.byQuintile),
+        practice: sideBySide(uptake.byPractice, coverage.byPractice),
+      } satisfies Record<UptakeCsvTable, unknown>,
+    };
+  }
+
+  app.get('/reports/uptake', { preHandler: pageNeeds('reports.view') }, async (request, reply) => {
+    const chosen = await choose(request);
+    const base = baseView(chosen, chosen.errors);
     const invalid = Object.keys(chosen.errors).length > 0;
     if (!chosen.office || invalid) return page(request, reply.code(invalid ? 400 : 200), 'uptake.njk', base);
     const office = chosen.office;
     const { from, to, site, location } = chosen.filter;
     const today = chosen.today;
     const finalBefore = uptakeFinalBefore(today);
-    const names = await practiceNames(db);
-    const uptake = breakdown(await uptakeCounts(db, { office: office.code, from, to, site, location }), names);
-    const coverage = breakdown(await coverageCounts(db, office.code, to), names);
+    const { uptake, coverage } = await figures(office, chosen.filter);
     const trend = await uptakeTrend(db, {
       office: office.code,
       site,
@@ -184,6 +197,10 @@ export function registerUptakePages(app: FastifyInstance, options: HubOptions): 
       uptake: shown(t.uptake),
       coverage: shown(t.coverage),
     }));
+    // The downloads take the same choice as the page.
+    const csvQuery = new URLSearchParams({ office: office.code, from, to });
+    if (site) csvQuery.set('site', site);
+    if (location) csvQuery.set('location', location);
     return page(request, reply, 'uptake.njk', {
       ...base,
       from,
@@ -196,6 +213,7 @@ export function registerUptakePages(app: FastifyInstance, options: HubOptions): 
       byAge: rows(uptake.byAge, coverage.byAge),
       byQuintile: rows(uptake.byQuintile, coverage.byQuintile),
       byPractice: rows(uptake.byPractice, coverage.byPractice),
+      csv: Object.fromEntries(UPTAKE_CSV_TABLE_IDS.map((t) => [t, `/reports/uptake/${t}.csv?${csvQuery}`])),
       charts: {
         ...charts(uptake, coverage),
         trend: lineChart({
@@ -214,4 +232,36 @@ export function registerUptakePages(app: FastifyInstance, options: HubOptions): 
       lookup: { ...lookup, synthetic: lookup.sources.includes(DEMO_IMD_SOURCE) },
     });
   });
+
+  // Each table as CSV, for the same choice (the page's query string); a bad choice gets the page with its errors.
+  for (const table of UPTAKE_CSV_TABLE_IDS) {
+    app.get(`/reports/uptake/${table}.csv`, { preHandler: pageNeeds('reports.view') }, async (request, reply) => {
+      const chosen = await choose(request);
+      const office = chosen.office;
+      if (!office || Object.keys(chosen.errors).length > 0) {
+        const errors = office ? chosen.errors : { ...chosen.errors, office: 'Choose a screening office' };
+        return page(request, reply.code(400), 'uptake.njk', baseView(chosen, errors));
+      }
+      const { from, to, site, location } = chosen.filter;
+      const { tables } = await figures(office, chosen.filter);
+      await recordAudit(db, actorOf(request), {
+        action: 'reports.uptake.download',
+        entityType: 'report',
+        entityId: 'uptake',
+        detail: { office: office.code, from, to, site, location, table },
+      });
+      const input = {
+        table,
+        office: `${office.name} (${office.code})`,
+        from,
+        to,
+        site: chosen.places.sites.find((s) => s.id === site)?.name ?? null,
+        location: chosen.places.locations.find((l) => l.id === location)?.name ?? null,
+        rows: tables[table],
+      };
+      return reply
+        .headers(csvDownloadHeaders(uptakeCsvName({ table, office: office.code, from, to })))
+        .send(uptakeCsv(input));
+    });
+  }
 }

@@ -80,4 +80,21 @@ describe('lineChart', () => {
     expect(counts).not.toContain('NaN');
     expect(percent(0.706)).toBe('70.6%');
   });
+  it('labels the axis with axisFormat, and keeps format for the description and reference lines', () => {
+    const rates = lineChart({
+      id: 'r',
+      title: 'Detection',
+      xLabels: ['2024-25', '2025-26'],
+      series: [{ name: 'This office', values: [8, 12] }],
+      min: 0,
+      max: 20,
+      format: (v) => `${v.toFixed(1)} per 1,000`,
+      axisFormat: (v) => v.toFixed(1),
+      references: [{ label: 'National', value: 9 }],
+    });
+    expect(rates).toContain('dominant-baseline="middle" fill="#212b32">20.0</text>');
+    expect(rates).toContain('>0.0</text>');
+    expect(rates).toContain('>National 9.0 per 1,000</text>');
+    expect(rates).toContain('This office: 2024-25 8.0 per 1,000, 2025-26 12.0 per 1,000.');
+  });
 });

@@ -1,19 +1,14 @@
 import { describe, expect, it } from 'vitest';
 import {
-  ageBand,
   cellKey,
   countOf,
   coverageCells,
   episodeCells,
   episodeMeasures,
-  lastCompleteReportingYear,
   nonOperativeRate,
   parseCellKey,
   parseKc63CellKey,
-  parseReportingYear,
   previousScreen,
-  reportingYear,
-  reportingYearOf,
   sizeBand,
   tableOf,
   tallyKc62,
@@ -36,47 +31,7 @@ const base: EpisodeFacts = {
   b5NeedleFirst: false,
 };
 
-describe('reporting year', () => {
-  it('runs 1 April to 31 March and is named for its start', () => {
-    expect(reportingYear(2025)).toEqual({ start: 2025, from: '2025-04-01', to: '2026-03-31', label: '2025-26' });
-    expect(reportingYear(2099).label).toBe('2099-00');
-    expect(reportingYearOf('2026-03-31')).toBe(2025);
-    expect(reportingYearOf('2026-04-01')).toBe(2026);
-    expect(lastCompleteReportingYear('2026-11-23')).toBe(2025);
-    expect(lastCompleteReportingYear('2026-03-31')).toBe(2024);
-  });
-  it('parses 2025 and 2025-26, and refuses halves that disagree', () => {
-    expect(parseReportingYear('2025')).toBe(2025);
-    expect(parseReportingYear('2025-26')).toBe(2025);
-    expect(parseReportingYear('2025-27')).toBeUndefined();
-    expect(parseReportingYear('25')).toBeUndefined();
-    expect(parseReportingYear('')).toBeUndefined();
-  });
-});
-
 describe('bands', () => {
-  it('puts each age in the return’s band', () => {
-    const cases: [number, string][] = [
-      [30, 'le44'],
-      [44, 'le44'],
-      [45, '45-49'],
-      [49, '45-49'],
-      [50, '50-52'],
-      [52, '50-52'],
-      [53, '53-54'],
-      [54, '53-54'],
-      [55, '55-59'],
-      [60, '60-64'],
-      [65, '65-69'],
-      [69, '65-69'],
-      [70, '70'],
-      [71, '71-74'],
-      [74, '71-74'],
-      [75, 'ge75'],
-      [99, 'ge75'],
-    ];
-    for (const [age, band] of cases) expect(ageBand(age), `age ${age}`).toBe(band);
-  });
   it('sizes: under 10, 10 to under 15, 15 to under 20, 20 to under 50, 50 and over, unknown', () => {
     expect(sizeBand(9.9)).toBe('lt10');
     expect(sizeBand(10)).toBe('10-15');

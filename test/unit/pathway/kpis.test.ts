@@ -13,10 +13,6 @@ import {
   parseStandards,
   ragStatus,
   ratioInterval,
-  reportingYearEnd,
-  reportingYearLabel,
-  reportingYearOf,
-  reportingYearStart,
   sdrBandOf,
   thresholdText,
   type Standard,
@@ -181,17 +177,6 @@ describe('KPI figures', () => {
   });
   it('every KPI quotes its wording', () => {
     for (const id of KPI_IDS) expect(KPI_DEFINITIONS[id].wording.length).toBeGreaterThan(30);
-  });
-});
-
-describe('reporting years', () => {
-  it('run from 1 April to 31 March', () => {
-    expect(reportingYearOf('2026-03-31')).toBe(2025);
-    expect(reportingYearOf('2026-04-01')).toBe(2026);
-    expect(reportingYearStart(2025)).toBe('2025-04-01');
-    expect(reportingYearEnd(2025)).toBe('2026-03-31');
-    expect(reportingYearLabel(2025)).toBe('2025-26');
-    expect(reportingYearLabel(1999)).toBe('1999-00');
   });
 });
 

@@ -1,19 +1,15 @@
 import { describe, expect, it } from 'vitest';
 import {
-  ageBand,
   byAgeBand,
   byPractice,
   byQuintile,
   coveredOn,
   formatPercent,
   inCoveragePopulation,
-  lastCompleteReportingYear,
   overall,
   periodProblems,
   quintileOfDecile,
   rate,
-  reportingYear,
-  reportingYearOf,
   takenUp,
   uptakeFinalBefore,
   wilsonInterval,
@@ -106,25 +102,6 @@ describe('coverage: women 53 to 70 screened in the last 36 months', () => {
 });
 
 describe('groups', () => {
-  it('bands ages as KC62 does', () => {
-    expect([44, 45, 49, 50, 52, 53, 54, 55, 64, 69, 70, 71, 74, 75, 90].map(ageBand)).toEqual([
-      'under45',
-      '45-49',
-      '45-49',
-      '50-52',
-      '50-52',
-      '53-54',
-      '53-54',
-      '55-59',
-      '60-64',
-      '65-69',
-      '70',
-      '71-74',
-      '71-74',
-      '75plus',
-      '75plus',
-    ]);
-  });
   it('makes quintiles of deciles: 1 most deprived', () => {
     expect([1, 2, 3, 4, 5, 6, 7, 8, 9, 10].map(quintileOfDecile)).toEqual([1, 1, 2, 2, 3, 3, 4, 4, 5, 5]);
     expect(() => quintileOfDecile(0)).toThrow(RangeError);
@@ -175,15 +152,7 @@ describe('groups', () => {
   });
 });
 
-describe('reporting years and periods', () => {
-  it('runs 1 April to 31 March', () => {
-    expect(reportingYear(2025)).toEqual({ from: '2025-04-01', to: '2026-03-31', label: '2025-26' });
-    expect(reportingYear(1999).label).toBe('1999-00');
-    expect(reportingYearOf('2026-03-31')).toBe(2025);
-    expect(reportingYearOf('2026-04-01')).toBe(2026);
-    expect(lastCompleteReportingYear('2026-11-23').label).toBe('2025-26');
-    expect(lastCompleteReportingYear('2026-03-31').label).toBe('2024-25');
-  });
+describe('periods', () => {
   it('checks a period', () => {
     expect(periodProblems('2025-04-01', '2026-03-31', '2026-11-23')).toEqual({});
     expect(periodProblems('2026-04-01', '2026-03-31', '2026-11-23')).toEqual({
