@@ -23,6 +23,8 @@ import { FAILSAFE_DEFINITIONS } from '../pathway/failsafes.js';
 import { runFailsafes } from '../store/failsafes.js';
 import { ensureDemoImdLookup, loadImdFiles } from '../store/imd-lookup.js';
 import { meshSettingsFromEnv, startDemoMesh } from './mesh-setup.js';
+import { runProbeCommand } from './probe.js';
+import { parseTimeOfDay } from '../gateway/pre-clinic-schedule.js';
 
 const USAGE = `Screening Hub
 
@@ -54,7 +56,7 @@ Usage:
       Loads the synthetic screening office into an empty database and exits.
   screening-hub gateway --hub https://HUB:8443 --unit UNIT --allow AE[,AE…] [--enrol CODE --hub-fingerprint FP]
                         [--dicom-port 11112] [--ae-title SHGATEWAY] [--status-port 8080] [--host 127.0.0.1]
-                        [--min-free-mb 2048] [--cap 08:00-18:00=4] [--commitment-peer AE@HOST:PORT …] [--data DIR]
+                        [--min-free-mb 2048] [--cap 08:00-18:00=4] [--commitment-peer AE@HOST:PORT …] [--pre-clinic-at 07:00] [--data DIR]
       Runs a mobile unit's gateway. The first start needs --enrol and --hub-fingerprint, both from the hub's
       Gateways page; afterwards the gateway talks to the hub over mutual TLS with its own certificate (kept in
       DIR, default ./data/gateway). It keeps the unit's worklist (encrypted copy in DIR) up to date by push,
@@ -67,6 +69,8 @@ Usage:
       Storage Commitment requests are answered once the PACS holds the images: on the modality's association if
       still open, else on one the gateway opens to its --commitment-peer (repeat it or comma-separate:
       MAMMO1@10.0.0.5:104).
+      On a clinic day it sends the hub's synthetic test probe through itself before the clinic: at start-up and at
+      --pre-clinic-at (UK time, default 07:00); the hub's Probes page shows each unit green or red.
   screening-hub import-cohort FILE.csv|FILE.json|FILE.ndjson [--rejects REJECTS.csv] [--database URL | --pglite DIR]
       Imports a BS-Select style cohort feed: adds, amendments, deaths, GP and address changes, field by field by
       effective date, so importing the same file again changes nothing. The formats are in README.md: CSV (.csv),
@@ -82,6 +86,11 @@ Usage:
       sending facilities (MSH-4, e.g. the Trust's ODS code) taken; a message from any other is answered AR and
       logged. The format is in docs/hl7-symptomatic-link.md. The database is as for seed (DATABASE_URL, else
       --data DIR).
+  screening-hub probe --unit UNIT [--wait-seconds 600] [--data DIR]
+      Sends a synthetic test probe through the unit's real pipeline (its gateway's worklist, the gateway's modality
+      emulator: C-FIND, MPPS, C-STORE; the image transfer; the PACS) and prints each step with its timing. Exits 0
+      when the round trip is confirmed, 1 when a step failed, 2 when still running after --wait-seconds. Uses the
+      hub's database (DATABASE_URL while the hub runs on PostgreSQL), so the running hub pushes the probe.
   screening-hub create-user --username NAME --role ROLE --name "Display Name"
       Creates a staff account; the password is read from SCREENING_HUB_PASSWORD.
       Roles: ${ROLES.join(', ')}.
@@ -189,6 +198,8 @@ async function main(argv: string[]): Promise<void> {
       postcodes: { type: 'string' },
       imd: { type: 'string' },
       'as-of': { type: 'string' },
+      'wait-seconds': { type: 'string', default: '600' },
+      'pre-clinic-at': { type: 'string', default: '07:00' },
       help: { type: 'boolean', short: 'h', default: false },
     },
   });
@@ -312,6 +323,7 @@ async function main(argv: string[]): Promise<void> {
       minFreeBytes: Number(values['min-free-mb']) * 1024 * 1024,
       cap: parseCapSchedule(values.cap ?? ''),
       commitmentPeers: parseCommitmentPeers(values['commitment-peer']),
+      probe: { preClinicAt: parseTimeOfDay(values['pre-clinic-at']) },
       status: { port: statusPort, host: values.host },
       today: () => isoDateInLondon(new Date()),
       log: (level, message) => console.error(`${new Date().toISOString()} ${level.toUpperCase()} ${message}`),
@@ -335,6 +347,24 @@ async function main(argv: string[]): Promise<void> {
       console.log(
         `Loaded ${summary.postcodes} postcodes (${summary.lsoaColumn}) and ${summary.lsoas} LSOAs; skipped ${summary.skippedPostcodes} postcodes and ${summary.skippedLsoas} LSOA rows outside England or without a decile.`,
       );
+    } finally {
+      await database.close();
+    }
+    return;
+  }
+  if (command === 'probe') {
+    if (!values.unit) throw new Error('probe needs --unit UNIT (see --help)');
+    const waitSeconds = Number(values['wait-seconds']);
+    if (!Number.isInteger(waitSeconds) || waitSeconds < 1)
+      throw new Error('--wait-seconds must be a whole number above 0');
+    const database = await open(values.data);
+    try {
+      process.exitCode = await runProbeCommand(database.db, {
+        unit: values.unit,
+        today: isoDateInLondon(new Date()),
+        waitMs: waitSeconds * 1000,
+        print: (line) => console.log(line),
+      });
     } finally {
       await database.close();
     }

@@ -8,7 +8,8 @@
  * Checks that need the database (is the GP practice known?) are made at import (src/store/cohort-import.ts).
  */
 import { isIsoDate, type IsoDate } from '../pathway/dates.js';
-import { normaliseNhsNumber, nhsNumberProblem } from '../pathway/nhs-number.js';
+import { formatNhsNumber, normaliseNhsNumber, nhsNumberProblem } from '../pathway/nhs-number.js';
+import { PROBE_NHS_NUMBER } from '../protocol/probe.js';
 
 export const COHORT_COLUMNS = [
   'nhs_number',
@@ -362,6 +363,8 @@ export function validateCohortFields(
   const rawNhs = raw.nhs_number;
   const nhsProblem = nhsNumberProblem(rawNhs);
   if (nhsProblem) problem('nhs_number', `${names.nhs_number}: ${nhsProblem}`);
+  else if (normaliseNhsNumber(rawNhs) === PROBE_NHS_NUMBER)
+    problem('nhs_number', `${names.nhs_number}: ${formatNhsNumber(PROBE_NHS_NUMBER)} is kept for the hub's test probe`);
 
   const name = (column: 'family_name' | 'given_name') => {
     const value = field(column);

@@ -5,6 +5,7 @@ import type { ChangeOutcome, GatewayChange, TrailerField } from '../protocol/gat
 import { ChangeQueue } from './change-queue.js';
 import { HubConnection } from './hub-connection.js';
 import { startHubFeed } from './hub-feed.js';
+import { HubLiveness } from './liveness.js';
 import type { GatewayIdentity } from './identity.js';
 import { ImageStore } from './image-store.js';
 import { Outbox } from './outbox.js';
@@ -16,6 +17,8 @@ import { entryValue, procedureStepChange, withTrailerChanges } from './trailer-c
 import { WorklistCopy } from './worklist-copy.js';
 import { outboxImageSource, ReceivedImages, StorageCommitment, type CommitmentPeers } from './storage-commitment.js';
 import { MAMMOGRAPHY_STORAGE, startWorklistScp } from './worklist-scp.js';
+import { isProbeAccession, PROBE_AE_TITLE } from '../protocol/probe.js';
+import { ProbeRunner } from './probe-runner.js';
 
 export interface GatewayOptions {
   hubUrl: string;
@@ -39,6 +42,13 @@ export interface GatewayOptions {
   /** Reconnect waits and resync period (tests shorten them). */
   maxRetryMs?: number;
   resyncMs?: number;
+  /** A push stream silent this long is taken as a dead link (default 45 s: three of the hub's 15 s pings). */
+  silenceMs?: number;
+  /**
+   * Synthetic test probes (issue 8): probes sent from the hub always run. With this set, the gateway also asks for
+   * the pre-clinic probe on clinic days, at start-up and at `preClinicAt` (default 07:00); the command line sets it.
+   */
+  probe?: { preClinicAt?: string; checkEveryMs?: number; confirmTimeoutMs?: number; timeOfDay?: () => string };
   today: () => string;
   log: (level: 'info' | 'warn' | 'error', message: string) => void;
 }
@@ -133,7 +143,8 @@ export function startGateway(options: GatewayOptions) {
   const scp = startWorklistScp({
     port: options.dicomPort,
     aeTitle: options.aeTitle,
-    allowedCallingAeTitles: options.allowedCallingAeTitles,
+    // The built-in modality emulator (probe-runner.ts) calls as SHPROBE.
+    allowedCallingAeTitles: [...options.allowedCallingAeTitles, PROBE_AE_TITLE],
     worklist,
     images,
     procedureSteps,
@@ -149,20 +160,46 @@ export function startGateway(options: GatewayOptions) {
     },
     log,
   });
+  // Answers the hub's pings with a small report (liveness by round trip) and learns the site's image mode.
+  const liveness = new HubLiveness({
+    connection,
+    dataDir: options.dataDir,
+    status: () => {
+      const waiting = outbox.all();
+      return {
+        online: feed.state.online,
+        outbox: {
+          awaiting: waiting.filter((i) => i.state === 'received' || i.state === 'sealed').length,
+          sending: waiting.filter((i) => i.state === 'sending').length,
+        },
+        // Phase-named (issue 8 item 3): the link's own failure is gone by the time a ping is answered, so what
+        // shows is the sender's (refused packages, a full disk) and the last outage, with its phase.
+        lastFailure: feed.state.lastFailure ?? sender.lastFailure ?? null,
+        lastOutage: feed.state.lastOutage,
+      };
+    },
+    log,
+  });
   const feed = startHubFeed({
+    onEvent: (name, data) => {
+      if (name === 'ping') liveness.onPing(data);
+    },
     connection,
     days: options.days ?? 7,
     today: options.today,
     onSnapshot: (snapshot) => {
       copy.replace(snapshot, options.today());
       remember(snapshot.entries);
+      probes.worklistChanged();
     },
     onOnline: () => {
+      liveness.linkRestored();
       void sync();
       sender.nudge();
     },
     ...(options.maxRetryMs ? { maxRetryMs: options.maxRetryMs } : {}),
     ...(options.resyncMs ? { resyncMs: options.resyncMs } : {}),
+    ...(options.silenceMs ? { silenceMs: options.silenceMs } : {}),
     log,
   });
   const sender = new TransferSender({
@@ -172,6 +209,24 @@ export function startGateway(options: GatewayOptions) {
     cap: options.cap ?? [],
     online: () => feed.state.online,
     ...(options.maxRetryMs ? { maxRetryMs: options.maxRetryMs } : {}),
+    log,
+  });
+  // Issue 8: runs synthetic test probes that reach the worklist, and asks for the pre-clinic probe each clinic day.
+  const probes = new ProbeRunner({
+    connection,
+    entries: () => copy.current()?.entries ?? [],
+    outbox,
+    dicom: {
+      host: '127.0.0.1',
+      port: options.dicomPort,
+      calledAeTitle: options.aeTitle,
+      callingAeTitle: PROBE_AE_TITLE,
+    },
+    dataDir: options.dataDir,
+    today: options.today,
+    pullNow: () => feed.pullNow(),
+    preClinic: options.probe !== undefined,
+    ...options.probe,
     log,
   });
   // Changes refused by a dropped link are retried while there are any; a past clinic day leaves the copy even
@@ -191,13 +246,20 @@ export function startGateway(options: GatewayOptions) {
     state: feed.state,
     copy,
     today: options.today,
-    entries,
+    // The probe's test appointment is for the emulator, not the trailer's day list.
+    entries: () => entries().filter((e) => !isProbeAccession(e.accessionNumber)),
     changes: () => changes.all(),
     imagesFor: (entry) => images.countFor(entry.accessionNumber, entry.nhsNumber),
     transfersFor: (entry) => outbox.ofExam(entry.accessionNumber, entry.nhsNumber),
-    outbox: () => ({ report: sender.outboxReport(), images: outbox.all(), lastError: sender.lastError }),
+    outbox: () => ({
+      report: sender.outboxReport(),
+      images: outbox.all(),
+      lastError: sender.lastError,
+      lastFailure: sender.lastFailure,
+    }),
     sentBytesTotal: () => sender.totalSentBytes,
     recentImages: () => images.recent(),
+    imageMode: () => liveness.mode,
     markAttendance(appointmentId, status, madeBy) {
       const entry = find(appointmentId);
       if (status === 'did_not_attend' && entry.clinicDate > options.today())
@@ -242,9 +304,12 @@ export function startGateway(options: GatewayOptions) {
     commitment,
     changes,
     desk,
+    liveness,
+    probes,
     sync,
     async close() {
       clearInterval(housekeeping);
+      await probes.stop();
       feed.stop();
       scp.close();
       await commitment.close();

@@ -1,10 +1,16 @@
 import { Agent, request, type RequestOptions } from 'node:https';
-import type { IncomingHttpHeaders, IncomingMessage } from 'node:http';
+import type { ClientRequest, IncomingHttpHeaders, IncomingMessage } from 'node:http';
+import type { Socket } from 'node:net';
 import type { Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
+import { phaseFailure } from '../protocol/failure-phase.js';
+import { classifyLinkError, PhaseError, type LinkStage } from './failure-classifier.js';
 import type { GatewayIdentity } from './identity.js';
 
+/** The hub answered with an error status (its phase: failure-classifier.ts). */
 export class HubError extends Error {
+  override readonly name = 'HubError';
+
   constructor(
     readonly status: number,
     message: string,
@@ -26,6 +32,42 @@ export function hubMessage(text: string): string {
 
 function refusal(status: number, text: string): HubError {
   return new HubError(status, `hub answered HTTP ${status}: ${hubMessage(text)}`);
+}
+
+/**
+ * Follows how far a request has come (looked up, connected, secured, answered), so a failure can be named by its
+ * phase: the same ECONNRESET means a different thing before the TLS handshake and in the middle of an upload.
+ */
+function trackStage(req: ClientRequest): { readonly stage: LinkStage; answered(): void } {
+  let stage: LinkStage = 'start';
+  req.once('socket', (socket: Socket) => {
+    // A kept-alive socket comes already connected and secured.
+    if (!socket.connecting) {
+      stage = 'secured';
+      return;
+    }
+    socket.once('lookup', () => (stage = 'resolved'));
+    socket.once('connect', () => (stage = 'connected'));
+    socket.once('secureConnect', () => (stage = 'secured'));
+  });
+  return {
+    get stage() {
+      return stage;
+    },
+    answered: () => (stage = 'answered'),
+  };
+}
+
+/** The transport error as a PhaseError (its message kept, for the logs as they were); a HubError stays as it is. */
+function named(error: unknown, stage: LinkStage): Error {
+  if (error instanceof HubError || error instanceof PhaseError) return error;
+  if ((error as Error).name === 'AbortError') return error as Error;
+  return new PhaseError(classifyLinkError(error, stage), (error as Error).message, error);
+}
+
+/** The push stream was closed by the gateway itself (not a failure of the link: the reason it was closed is). */
+export class StreamClosed extends Error {
+  override readonly name = 'StreamClosed';
 }
 
 export interface EventStream {
@@ -54,19 +96,24 @@ export class HubConnection {
   }
 
   /** A GET whose answer is read as it comes (the push stream). */
-  private open(path: string): Promise<IncomingMessage> {
+  private open(path: string, stage: (get: () => LinkStage) => void): Promise<IncomingMessage> {
     return new Promise((resolve, reject) => {
       const options: RequestOptions = { method: 'GET', agent: this.agent, headers: { accept: 'text/event-stream' } };
-      const req = request(new URL(path, this.hubUrl), options, resolve);
+      const req = request(new URL(path, this.hubUrl), options, (response) => {
+        progress.answered();
+        resolve(response);
+      });
+      const progress = trackStage(req);
+      stage(() => progress.stage);
       req.setTimeout(this.timeoutMs, () =>
         req.destroy(new Error(`no answer from the hub in ${this.timeoutMs / 1000} s`)),
       );
-      req.on('error', reject);
+      req.on('error', (error) => reject(named(error, progress.stage)));
       req.end();
     });
   }
 
-  private async json<T>(method: 'GET' | 'POST', path: string, body?: unknown): Promise<T> {
+  private async json<T>(method: 'GET' | 'POST', path: string, body?: unknown, signal?: AbortSignal): Promise<T> {
     const payload = body === undefined ? undefined : Buffer.from(JSON.stringify(body));
     const answer = await this.exchange(method, path, {
       headers: {
@@ -74,6 +121,7 @@ export class HubConnection {
         ...(payload ? { 'content-type': 'application/json', 'content-length': String(payload.length) } : {}),
       },
       ...(payload ? { body: payload } : {}),
+      ...(signal ? { signal } : {}),
     });
     if (answer.status >= 300) throw refusal(answer.status, answer.text);
     return JSON.parse(answer.text) as T;
@@ -98,9 +146,10 @@ export class HubConnection {
           ...(options.signal ? { signal: options.signal } : {}),
         },
         (response) => {
+          progress.answered();
           const chunks: Buffer[] = [];
           response.on('data', (c: Buffer) => chunks.push(c));
-          response.on('error', reject);
+          response.on('error', (error) => reject(named(error, progress.stage)));
           response.on('end', () => {
             // The hub answered before the whole body went (an error, say): the rest is not wanted, and the
             // connection, with a request half sent on it, must not be kept for the next one.
@@ -113,10 +162,11 @@ export class HubConnection {
           });
         },
       );
+      const progress = trackStage(req);
       req.setTimeout(this.timeoutMs, () =>
         req.destroy(new Error(`the link to the hub carried nothing for ${this.timeoutMs / 1000} s`)),
       );
-      req.on('error', reject);
+      req.on('error', (error) => reject(named(error, progress.stage)));
       if (options.body instanceof Buffer) req.end(options.body);
       else if (options.body) pipeline(options.body, req).catch((error: Error) => req.destroy(error));
       else req.end();
@@ -127,8 +177,9 @@ export class HubConnection {
     return this.json('GET', path);
   }
 
-  post<T>(path: string, body: unknown): Promise<T> {
-    return this.json('POST', path, body);
+  /** `signal` aborts it (a request stuck on a link found dead, say). */
+  post<T>(path: string, body: unknown, signal?: AbortSignal): Promise<T> {
+    return this.json('POST', path, body, signal);
   }
 
   /**
@@ -144,6 +195,7 @@ export class HubConnection {
     let ended = false;
     let response: IncomingMessage | undefined;
     let watchdog: NodeJS.Timeout | undefined;
+    let stage: () => LinkStage = () => 'start';
     const end = (error: Error) => {
       if (ended) return;
       ended = true;
@@ -153,10 +205,21 @@ export class HubConnection {
     };
     const alive = () => {
       if (watchdog) clearTimeout(watchdog);
-      watchdog = setTimeout(() => end(new Error(`nothing from the hub for ${silenceMs / 1000} s`)), silenceMs);
+      watchdog = setTimeout(() => {
+        const message = `nothing from the hub for ${silenceMs / 1000} s`;
+        // Silence before the stream opened is named by how far its request came (a handshake that hung, say).
+        const failure = response
+          ? phaseFailure('silent_link', `The push stream looked open but carried nothing for ${silenceMs / 1000} s`)
+          : classifyLinkError(new Error(message), stage());
+        if (failure.phase === 'silent_link') this.dropIdleSockets();
+        // A silent stream means a dead link (issue 8, liveness): the idle kept-alive connections went over it too,
+        // and the next request must not wait out its own timeout on one of them before the link is made again.
+        this.dropIdleConnections();
+        end(new PhaseError(failure, message));
+      }, silenceMs);
     };
     alive();
-    this.open(path)
+    this.open(path, (get) => (stage = get))
       .then((res) => {
         response = res;
         if (ended) return res.destroy();
@@ -189,12 +252,27 @@ export class HubConnection {
             if (data.length > 0) onEvent(name, data.join('\n'));
           }
         });
-        res.on('end', () => end(new Error('the hub ended the push stream')));
-        res.on('error', (error) => end(error));
-        res.on('close', () => end(new Error('the push stream closed')));
+        const dropped = (message: string) =>
+          new PhaseError(phaseFailure('link_dropped', `The hub’s push stream ended: ${message}`), message);
+        res.on('end', () => end(dropped('the hub ended the push stream')));
+        res.on('error', (error) => end(named(error, 'answered')));
+        res.on('close', () => end(dropped('the push stream closed')));
       })
       .catch((error: Error) => end(error));
-    return { close: () => end(new Error('closed')) };
+    return { close: () => end(new StreamClosed('closed')) };
+  }
+
+  /** Ends the kept-alive connections not in use now (issue 8, liveness); requests in flight keep theirs. */
+  dropIdleConnections(): void {
+    for (const sockets of Object.values(this.agent.freeSockets)) for (const socket of sockets ?? []) socket.destroy();
+  }
+
+  /**
+   * Drops the kept-alive sockets waiting for a next request: after a silent link they most likely lead nowhere
+   * too, and the next request would otherwise find that out only after its own timeout.
+   */
+  private dropIdleSockets(): void {
+    for (const sockets of Object.values(this.agent.freeSockets)) for (const socket of sockets ?? []) socket.destroy();
   }
 
   close(): void {

@@ -1,5 +1,7 @@
 import { addDays } from '../pathway/dates.js';
-import { HubError, type EventStream, type HubConnection } from './hub-connection.js';
+import { phaseLine, type PhaseFailure } from '../protocol/failure-phase.js';
+import { classifyLinkError } from './failure-classifier.js';
+import { HubError, StreamClosed, type EventStream, type HubConnection } from './hub-connection.js';
 import type { WorklistSnapshot } from './worklist-copy.js';
 
 export interface FeedState {
@@ -7,6 +9,13 @@ export interface FeedState {
   /** When the link was first found down, while offline. */
   offlineSince: string | null;
   lastError: string | null;
+  /** The last failure by its phase (DNS, TCP connect, TLS, certificate, …), with what to do; null once connected. */
+  lastFailure: PhaseFailure | null;
+  /**
+   * The last time the link was down, kept once it is back (the hub hears of it only then, with the next heartbeat):
+   * its phase-named failure (the last one, if several), from when and until when.
+   */
+  lastOutage: { failure: PhaseFailure; from: string; until: string } | null;
   lastSuccess: string | null;
   /** The hub has revoked this gateway: it will not be let back in without a new enrolment. */
   revoked: boolean;
@@ -18,6 +27,8 @@ export interface HubFeedOptions {
   days: number;
   today: () => string;
   onSnapshot: (snapshot: WorklistSnapshot) => void;
+  /** Every event on the push stream, by name, with its data (the hub's pings are answered from here). */
+  onEvent?: (name: string, data: string) => void;
   /** Called each time the link comes back (queued changes go then). */
   onOnline?: () => void;
   /** Asks again this often while connected, in case a push was missed (default 5 minutes). */
@@ -42,7 +53,15 @@ const describe = (error: unknown) => {
  * growing waits, and meanwhile the copy it has keeps answering the modality.
  */
 export function startHubFeed(options: HubFeedOptions) {
-  const state: FeedState = { online: false, offlineSince: null, lastError: null, lastSuccess: null, revoked: false };
+  const state: FeedState = {
+    online: false,
+    offlineSince: null,
+    lastError: null,
+    lastFailure: null,
+    lastOutage: null,
+    lastSuccess: null,
+    revoked: false,
+  };
   let stream: EventStream | undefined;
   let retry: NodeJS.Timeout | undefined;
   let stopped = false;
@@ -52,11 +71,15 @@ export function startHubFeed(options: HubFeedOptions) {
 
   function wentOffline(error: unknown): void {
     const message = describe(error);
+    // A stream the feed closed itself (to start again after a failed ask) keeps the failure that made it close.
+    if (error instanceof StreamClosed && state.lastFailure) return void (state.online = false);
+    const failure = classifyLinkError(error);
+    // Logged when the link goes down, and again when the phase changes (the DNS is back, but the port is shut).
     if (state.online || state.offlineSince === null) {
-      options.log('warn', `Link to the hub down: ${message}; the worklist is answered from the local copy`);
+      options.log('warn', `${phaseLine(failure)}; the worklist is answered from the local copy`);
       state.offlineSince = new Date().toISOString();
-    }
-    Object.assign(state, { online: false, lastError: message });
+    } else if (state.lastFailure?.phase !== failure.phase) options.log('warn', `${phaseLine(failure)}; still offline`);
+    Object.assign(state, { online: false, lastError: message, lastFailure: failure });
     if (error instanceof HubError && error.status === 403 && /revoked/.test(message)) {
       if (!state.revoked) options.log('error', `This gateway has been revoked at the hub: ${message}`);
       state.revoked = true;
@@ -70,7 +93,15 @@ export function startHubFeed(options: HubFeedOptions) {
     );
     options.onSnapshot(snapshot);
     const wasOnline = state.online;
-    Object.assign(state, { online: true, offlineSince: null, lastError: null, lastSuccess: new Date().toISOString() });
+    if (state.lastFailure && state.offlineSince)
+      state.lastOutage = { failure: state.lastFailure, from: state.offlineSince, until: new Date().toISOString() };
+    Object.assign(state, {
+      online: true,
+      offlineSince: null,
+      lastError: null,
+      lastFailure: null,
+      lastSuccess: new Date().toISOString(),
+    });
     if (!wasOnline) {
       options.log('info', `Connected to the hub: worklist of ${snapshot.entries.length} appointments`);
       options.onOnline?.();
@@ -96,7 +127,8 @@ export function startHubFeed(options: HubFeedOptions) {
     if (stopped) return;
     stream = options.connection.events(
       '/gateway/v1/events',
-      (name) => {
+      (name, data) => {
+        options.onEvent?.(name, data);
         if (name === 'hello' || name === 'worklist')
           pull()
             .then(() => (failures = 0))

@@ -14,6 +14,8 @@ import type { ReceivedImage } from './image-store.js';
 import { IMAGE_STATES, type ImageState, type OutboxImage } from './outbox.js';
 import type { OutboxReport } from '../protocol/transfer.js';
 import type { FeedState } from './hub-feed.js';
+import { PHASE_DESCRIPTIONS, type PhaseFailure } from '../protocol/failure-phase.js';
+import { MANUAL_IMAGES_ADVICE, type ModeNotice } from '../protocol/liveness.js';
 import type { WorklistCopy } from './worklist-copy.js';
 
 /** What the trailer's local page shows and what it can do (gateway.ts provides it). */
@@ -29,11 +31,19 @@ export interface TrailerDesk {
   /** The exam's images in the outbox and the latest confirmed in the PACS, with their transfer state. */
   transfersFor(entry: WorklistEntry): OutboxImage[];
   /** The outbox as a whole: what is waiting, the send rate and cap, the last sending error. */
-  outbox(): { report: OutboxReport; images: OutboxImage[]; lastError: string | undefined };
+  outbox(): {
+    report: OutboxReport;
+    images: OutboxImage[];
+    lastError: string | undefined;
+    /** The last sending error by its phase (shown instead of lastError when there is one). */
+    lastFailure?: PhaseFailure | undefined;
+  };
   /** Bytes sent to the hub since the gateway started (a Prometheus counter: it starts again from 0 on restart). */
   sentBytesTotal(): number;
   /** The latest images received, newest first. */
   recentImages(): ReceivedImage[];
+  /** The site's image mode as the hub last said it (liveness.ts); absent: normal. */
+  imageMode?(): ModeNotice;
   /** Throws TrailerChangeRefused with a message for the page. */
   markAttendance(appointmentId: string, status: 'checked_in' | 'did_not_attend', madeBy: string): void;
   correctDetails(appointmentId: string, values: Partial<Record<TrailerField, string>>, madeBy: string): boolean;
@@ -46,6 +56,10 @@ const SOP_CLASS_NAMES: Record<string, string> = {
 };
 
 const escape = (s: string) => s.replace(/[&<>"']/g, (c) => `&#${c.charCodeAt(0)};`);
+
+/** A failure as staff read it: its phase, what happened, and what to do first (failure-phase.ts). */
+const failureText = (failure: PhaseFailure) =>
+  `<strong class="phase-${failure.phase}">${escape(PHASE_DESCRIPTIONS[failure.phase].label)}</strong>: ${escape(failure.message.replace(/[.\s]+$/, ''))}. <span class="nhsuk-body-s">What to do: ${escape(PHASE_DESCRIPTIONS[failure.phase].action)}</span>`;
 
 function age(fromIso: string, now: Date): string {
   const minutes = Math.max(0, Math.round((now.getTime() - new Date(fromIso).getTime()) / 60_000));
@@ -145,7 +159,7 @@ function sendingSection(
   upcoming: readonly WorklistEntry[],
   now: Date,
 ): string {
-  const { report, images, lastError } = outbox;
+  const { report, images, lastError, lastFailure } = outbox;
   const rate = report.sendBytesPerSecond;
   const toClear =
     report.bytes === 0
@@ -173,7 +187,11 @@ function sendingSection(
           ),
         ]
       : []),
-    ...(lastError ? [summaryRow('Last error', escape(lastError))] : []),
+    ...(lastFailure
+      ? [summaryRow('Last error', failureText(lastFailure))]
+      : lastError
+        ? [summaryRow('Last error', escape(lastError))]
+        : []),
   ].join('')}</dl>`;
   const waiting = images.filter((i) => i.state !== 'in_pacs');
   const shown = waiting.slice(0, 50);
@@ -247,7 +265,7 @@ export function renderStatus(
   const link = state.online
     ? `<strong class="nhsuk-tag nhsuk-tag--green">Connected to the hub</strong>`
     : `<strong class="nhsuk-tag nhsuk-tag--red">Offline${state.offlineSince ? ` since ${escape(time(state.offlineSince))}` : ''}</strong>
-       <p>${escape(state.lastError ?? 'Not connected yet')}. The worklist is answered from the copy below, and changes made here are kept until the link is back.</p>`;
+       <p>${state.lastFailure ? `${failureText(state.lastFailure)}</p><p>` : `${escape(state.lastError ?? 'Not connected yet')}. `}The worklist is answered from the copy below, and changes made here are kept until the link is back.</p>`;
   const copyLine = snapshot
     ? `Worklist copy from ${escape(time(snapshot.fetchedAt))} (${escape(age(snapshot.fetchedAt, now))} old): ${upcoming.length} appointments, ${todays.length} today.`
     : 'No worklist copy yet: the machine gets an empty worklist until the hub has been reached once.';
@@ -294,13 +312,19 @@ export function renderStatus(
     : options.saved
       ? `<div class="nhsuk-inset-text"><p>Saved on the gateway. ${state.online ? 'It is being sent to the hub.' : 'It will be sent to the hub when the link is back.'}</p></div>`
       : '';
+  // Manual images mode (issue 8): hard to miss, above everything, with what to do.
+  const mode = desk.imageMode?.();
+  const manual =
+    mode?.mode === 'manual_images'
+      ? `<div class="nhsuk-warning-callout" id="manual-images"><h2 class="nhsuk-warning-callout__label"><span role="text"><span class="nhsuk-u-visually-hidden">Important: </span>Manual images mode is on</span></h2><p>${escape(MANUAL_IMAGES_ADVICE)}</p><p class="nhsuk-body-s">Switched on at the hub${mode.by ? ` by ${escape(mode.by)}` : ''}${mode.since ? ` at ${escape(time(mode.since))}` : ''}${mode.reason ? `: ${escape(mode.reason)}` : ''}.</p></div>`
+      : '';
   const staff = options.staffName
     ? `<p>Changes are recorded as made by <strong>${escape(options.staffName)}</strong>. <a href="#staff-name">Not you?</a></p>`
     : '';
   const nameForm = `<form method="post" action="/name" class="nhsuk-u-margin-bottom-5"><input type="hidden" name="csrf" value="${csrf}"><div class="nhsuk-form-group"><label class="nhsuk-label" for="staff-name">Your name (recorded with each change you make here)</label><input class="nhsuk-input nhsuk-input--width-20" id="staff-name" name="madeBy" type="text" autocomplete="name" value="${escape(options.staffName ?? '')}"></div><button type="submit" class="nhsuk-button nhsuk-button--secondary">Save name</button></form>`;
   return layout(
     `Gateway ${desk.unitId}`,
-    `${banner}<h1>Gateway: ${escape(desk.unitId)}</h1><p>${link}</p><p>${copyLine}</p>
+    `${banner}${manual}<h1>Gateway: ${escape(desk.unitId)}</h1><p>${link}</p><p>${copyLine}</p>
 <p>Page shown at ${escape(time(now.toISOString()))}. <a href="/">Refresh</a></p>${staff}
 <h2>Today's worklist</h2><table class="nhsuk-table"><caption class="nhsuk-table__caption nhsuk-u-visually-hidden">Today's worklist</caption>
 <thead class="nhsuk-table__head"><tr>${header('Time')}${header('Participant')}${header('Status')}${header('Images')}${header('Actions')}</tr></thead>

@@ -15,6 +15,8 @@ import {
 import { FileGrowth, readGrowingFile } from '../transfer/growing-file.js';
 import { sealingPath } from '../transfer/package-files.js';
 import { PackageThread } from '../transfer/package-thread.js';
+import { phaseFailure, phaseLine, type FailurePhase, type PhaseFailure } from '../protocol/failure-phase.js';
+import { classifyLinkError } from './failure-classifier.js';
 import { HubError, hubMessage, type HubConnection } from './hub-connection.js';
 import type { Outbox, OutboxImage } from './outbox.js';
 
@@ -36,6 +38,8 @@ export interface TransferSenderOptions {
 /** The compression ratio assumed for images not yet sealed, when estimating bytes still to send. */
 const ASSUMED_RATIO = 2.5;
 const RATE_WINDOW_S = 600;
+/** Failures the hub reports about a package once it is whole: cleared only when an image is stored. */
+const OUTCOME_PHASES = new Set<FailurePhase>(['decrypt_auth', 'pacs_refused']);
 
 /** The package being sealed now: the link may carry it as it is sealed, if no sealed package is waiting. */
 interface Sealing {
@@ -76,8 +80,33 @@ export class TransferSender {
   private readonly confirming = new Set<string>();
   private readonly confirmations = new Set<Promise<void>>();
   private readonly stopping = new AbortController();
-  lastError: string | undefined;
+  /** The last failure in sending, by its phase (cleared when a package goes through). */
+  lastFailure: PhaseFailure | undefined;
   totalSentBytes = 0;
+
+  /** The last failure's message, for callers that show only the text. */
+  get lastError(): string | undefined {
+    return this.lastFailure?.message;
+  }
+
+  /** Records a failure (the phase the error shows, unless one is given) and logs it, its phase's label first. */
+  private failed(
+    level: 'warn' | 'error',
+    context: string,
+    error: unknown,
+    phase?: FailurePhase,
+    after = '',
+  ): PhaseFailure {
+    const said = error instanceof Error ? error.message : String(error);
+    const named = classifyLinkError(error);
+    const failure = phase
+      ? phaseFailure(phase, `${context}: ${said}`)
+      : { ...named, message: `${context}: ${named.message}` };
+    this.lastFailure = failure;
+    // The log keeps the error's own words after the phase (they are what a search of old logs finds).
+    this.options.log(level, `${phaseLine({ phase: failure.phase, message: `${context}: ${said}` })}${after}`);
+    return failure;
+  }
 
   constructor(private readonly options: TransferSenderOptions) {
     this.keyFile = join(options.dataDir, 'transfer-key.json');
@@ -128,7 +157,7 @@ export class TransferSender {
       this.hubKey = key;
       return key;
     } catch (error) {
-      this.lastError = `Could not get the hub's transfer key: ${(error as Error).message}`;
+      this.failed('warn', 'Could not get the hub’s transfer key', error);
       return undefined;
     }
   }
@@ -186,7 +215,7 @@ export class TransferSender {
         // A full disk or a stopped worker passes: try again. An image that fails three times running cannot be read.
         const failures = (this.sealFailures.get(item.sopInstanceUid) ?? 0) + 1;
         this.sealFailures.set(item.sopInstanceUid, failures);
-        this.options.log('error', `Could not seal ${item.sopInstanceUid} (attempt ${failures}): ${message}`);
+        this.failed('error', `Could not seal ${item.sopInstanceUid} (attempt ${failures})`, error);
         if (failures >= 3 && (error as NodeJS.ErrnoException).code !== 'ENOSPC') {
           this.sealFailures.delete(item.sopInstanceUid);
           this.options.outbox.damaged(item, `Could not be sealed: ${message}`);
@@ -210,15 +239,14 @@ export class TransferSender {
         if (sealing) await this.sendWhileSealing(sealing);
         else await this.send(item);
         backoff = 0;
-        this.lastError = undefined;
+        // A package going up proves the link, not the packages: a refusal at the hub stays until one is stored.
+        if (this.lastFailure && !OUTCOME_PHASES.has(this.lastFailure.phase)) this.lastFailure = undefined;
       } catch (error) {
         if (this.stopped) return;
-        const message = (error as Error).message;
         if (this.current?.abort.signal.aborted && this.current.item === item) {
           // Interrupted for an urgent exam: not a failure.
         } else {
-          this.lastError = message;
-          this.options.log('warn', `Sending ${item.sopInstanceUid} stopped: ${message}; it will continue`);
+          this.failed('warn', `Sending ${item.sopInstanceUid} stopped`, error, undefined, '; it will continue');
           // The first retry is at once (a dropped link is usually back); then 1 s, 2 s, … up to the maximum.
           await this.sleep(backoff, 'sender');
           backoff = Math.min(Math.max(backoff * 2, 1000), maxRetryMs);
@@ -311,6 +339,13 @@ export class TransferSender {
       throw new HubError(patched.status, `upload refused: ${hubMessage(patched.text)}`);
     const at = Number(patched.headers['upload-offset']);
     if (!Number.isSafeInteger(at)) throw new Error('the hub did not say how much of the package it has');
+    if (patched.status === 409)
+      this.failed(
+        'warn',
+        `Upload ${uploadId}`,
+        new Error(`the gateway sent from byte ${offset}, the hub has ${at}: continuing from the hub’s offset`),
+        'upload_offset_mismatch',
+      );
     return at;
   }
 
@@ -398,16 +433,29 @@ export class TransferSender {
           const status = JSON.parse(answer.text) as UploadStatus;
           // Superseded: an upload of this image that was left is answered that the image is in the PACS.
           if (status.state === 'stored' || status.state === 'superseded') {
+            this.lastFailure = undefined;
             this.options.log('info', `${item.sopInstanceUid} is in the PACS (${item.packedBytes} bytes sent)`);
             return this.options.outbox.stored(item);
           }
-          if (status.state === 'rejected') return this.options.outbox.rejected(item, status.message);
+          if (status.state === 'rejected') {
+            // The hub opens every package and checks it: a refusal is its decryption or an integrity check failing,
+            // unless the PACS refused the restored image (transfer-intake.ts says so in the message).
+            const pacs = /^The PACS refused/.test(status.message);
+            this.failed(
+              'warn',
+              `The hub refused the package of ${item.sopInstanceUid}`,
+              new Error(status.message),
+              pacs ? 'pacs_refused' : 'decrypt_auth',
+            );
+            return this.options.outbox.rejected(item, status.message);
+          }
           // The hub does not have the whole package after all (restored from a backup?): send it again.
           if (status.state === 'receiving') return this.options.outbox.sendAgain(item);
           backoff = 1000;
         } catch (error) {
           if (this.stopped) return;
-          this.lastError = `Could not learn what became of ${item.sopInstanceUid}: ${(error as Error).message}`;
+          this.lastFailure = classifyLinkError(error);
+          this.lastFailure.message = `Could not learn what became of ${item.sopInstanceUid}: ${this.lastFailure.message}`;
           await delay(backoff, undefined, { signal: this.stopping.signal }).catch(() => undefined);
           backoff = Math.min(backoff * 2, this.options.maxRetryMs ?? 30_000);
         }

@@ -20,6 +20,8 @@ import { registerMetrics } from './metrics.js';
 import { registerAuditPages } from './pages/audit.js';
 import { registerConflictPages } from './pages/conflicts.js';
 import { registerGatewayPages } from './pages/gateways.js';
+import { registerSupportPages } from './pages/support.js';
+import { registerProbePages } from './pages/probes.js';
 import { registerInvitationPages } from './pages/invitations.js';
 import { registerMoversPages } from './pages/movers.js';
 import { registerReadingPages } from './pages/reading.js';
@@ -215,6 +217,8 @@ export async function buildHub(options: HubOptions): Promise<FastifyInstance> {
   registerClinicPages(app, options.db);
   registerAuditPages(app, options.db);
   registerGatewayPages(app, options.db, options.gatewayAddress);
+  registerSupportPages(app, options.db);
+  registerProbePages(app, options.db);
   registerTransferPages(app, options.db, { waitLimitMinutes: options.transferWaitLimitMinutes });
   registerConflictPages(app, options.db);
   registerInvitationPages(app, options.db);

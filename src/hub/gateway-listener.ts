@@ -19,10 +19,13 @@ import {
 import { transferKey } from '../store/transfers.js';
 import { rawPrivateKey } from '../transfer/sealed-package.js';
 import { unitWorklist } from '../store/worklist.js';
+import { probeWorklistEntries } from '../store/probes.js';
+import { registerProbeRoutes } from './probe-routes.js';
 import type { Pacs } from '../pacs/pacs.js';
 import { issueServerCertificate } from '../tls/certificates.js';
 import { isoDateField } from './forms.js';
 import { GatewayPush } from './gateway-push.js';
+import { PingSigner, registerHeartbeatRoute, watchPushStream } from './gateway-liveness.js';
 import { TransferIntake } from './transfer-intake.js';
 import { registerTransferRoutes } from './transfer-uploads.js';
 
@@ -35,6 +38,8 @@ export interface GatewayListenerOptions {
   today: () => string;
   /** Heartbeat on push streams, so a dead link is noticed at both ends (default 15 s). */
   heartbeatMs?: number;
+  /** A push stream none of whose pings is answered for this long is closed (default 60 s; gateway-liveness.ts). */
+  pongTimeoutMs?: number;
   /** Image transfer: where packages are received and restored, and the PACS that takes the images. */
   transfers: {
     dir: string;
@@ -65,6 +70,7 @@ export async function startGatewayListener(options: GatewayListenerOptions) {
   const authority = await gatewayAuthority(db);
   const hostnames = options.hostnames ?? ['localhost', '127.0.0.1', hostname()];
   const server = await issueServerCertificate(authority, hostnames);
+  const pings = new PingSigner(authority.privateKeyPem);
   const push = new GatewayPush(options.database, options.today);
   await push.start();
   const log = options.log ?? ((level: 'info' | 'warn' | 'error', message: string) => console[level](message));
@@ -157,7 +163,11 @@ export async function startGatewayListener(options: GatewayListenerOptions) {
     async (request) => {
       const gateway = request.gateway!;
       const { from, to } = request.query;
-      const entries = await unitWorklist(db, gateway.unitId, from, to);
+      // Issue 8: the unit's running synthetic test probes are added here, and only here (never in unitWorklist).
+      const entries = [
+        ...(await unitWorklist(db, gateway.unitId, from, to)),
+        ...(await probeWorklistEntries(db, gateway.unitId, from, to)),
+      ];
       await recordAudit(db, gatewayActor(gateway.unitId, request.ip), {
         action: 'worklist.export',
         entityType: 'site',
@@ -179,7 +189,17 @@ export async function startGatewayListener(options: GatewayListenerOptions) {
       connection: 'keep-alive',
     });
     out.write(`event: hello\ndata: ${JSON.stringify({ unitId: gateway.unitId })}\n\n`);
-    const heartbeat = setInterval(() => out.write(': heartbeat\n\n'), options.heartbeatMs ?? 15_000);
+    // Pings the gateway answers (liveness by round trip); the stream is closed when they stop being answered.
+    const heartbeat = watchPushStream({
+      db,
+      out,
+      gatewayId: gateway.id,
+      unitId: gateway.unitId,
+      signer: pings,
+      heartbeatMs: options.heartbeatMs ?? 15_000,
+      pongTimeoutMs: options.pongTimeoutMs ?? 60_000,
+      log,
+    });
     const unsubscribe = push.subscribe(gateway.unitId, gateway.id, {
       onWorklistChange: () => out.write(`event: worklist\ndata: {}\n\n`),
       onRevoked: () => {
@@ -188,7 +208,7 @@ export async function startGatewayListener(options: GatewayListenerOptions) {
       },
     });
     const close = () => {
-      clearInterval(heartbeat);
+      heartbeat.stop();
       unsubscribe();
     };
     out.on('close', close);
@@ -218,6 +238,10 @@ export async function startGatewayListener(options: GatewayListenerOptions) {
       return { results };
     },
   );
+
+  registerHeartbeatRoute(app, { db, signer: pings, requireGateway });
+
+  registerProbeRoutes(app, { db, today: options.today, requireGateway });
 
   registerTransferRoutes(app, {
     db,

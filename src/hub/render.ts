@@ -22,12 +22,17 @@ function navigation(request: FastifyRequest) {
     can(user.role, 'reports.view') && { href: '/reports', text: 'Reports' },
     can(user.role, 'conflict.resolve') && { href: '/conflicts', text: 'Data conflicts' },
     can(user.role, 'invitation.plan') && { href: '/invitations/batch', text: 'Invitation batches' },
+    can(user.role, 'gateway.manage') && { href: '/support', text: 'Support' },
     can(user.role, 'gateway.manage') && { href: '/support/gateways', text: 'Gateways' },
     can(user.role, 'gateway.manage') && { href: '/support/transfers', text: 'Image transfers' },
     can(user.role, 'audit.view') && { href: '/admin/audit', text: 'Audit log' },
     { href: '/docs', text: 'API' },
   ].filter((i): i is { href: string; text: string } => Boolean(i));
-  return items.map((i) => ({ ...i, current: path === i.href, active: path.startsWith(i.href) }));
+  // The section is the longest link the path starts with (/support/gateways is Gateways, not Support as well).
+  const section = items
+    .filter((i) => path.startsWith(i.href))
+    .reduce<string | undefined>((best, i) => (!best || i.href.length > best.length ? i.href : best), undefined);
+  return items.map((i) => ({ ...i, current: path === i.href, active: i.href === section }));
 }
 
 /** Renders a page with what every page needs: user, navigation, CSRF token, CSP nonce, a one-off message. */

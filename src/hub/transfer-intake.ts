@@ -1,7 +1,9 @@
 import { EventEmitter } from 'node:events';
 import { mkdirSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
+import { classifyPacsError } from '../pacs/errors.js';
 import { PacsRefused, type Pacs } from '../pacs/pacs.js';
+import { phaseLine, type PhaseFailure } from '../protocol/failure-phase.js';
 import type { UploadStatus } from '../protocol/transfer.js';
 import { gatewayActor } from '../store/gateways.js';
 import type { Database } from '../store/database.js';
@@ -14,6 +16,7 @@ import {
   uploadStatus,
   type UploadRow,
 } from '../store/transfers.js';
+import { recordProbeUpload } from '../store/probes.js';
 import { FileGrowth } from '../transfer/growing-file.js';
 import type { RestoreSummary } from '../transfer/image-package.js';
 import { PackageThread } from '../transfer/package-thread.js';
@@ -31,6 +34,18 @@ export interface TransferIntakeOptions {
   retryMs?: number;
   /** Packages opened while they arrive, at most at once (default 4; 0 opens each only once it is whole). */
   earlyOpens?: number;
+}
+
+/** The intakes running in this process, latest last (the hub runs one), for the support page: currentPacsFailure. */
+const running: TransferIntake[] = [];
+
+/**
+ * Why the hub's last attempt to store an image in the PACS failed (pacs_unreachable, pacs_refused or disk_full),
+ * or null if it succeeded or none was made since the hub started; for the support page, which runs in the same
+ * process as the gateway listener but is built before it.
+ */
+export function currentPacsFailure(): PhaseFailure | null {
+  return running.at(-1)?.lastPacsFailure ?? null;
 }
 
 /** A package being opened as it arrives, so that little is left to do when its last byte comes. */
@@ -68,6 +83,10 @@ export class TransferIntake {
   readonly openedEarly = { used: 0, openedAgain: 0 };
   /** Emits 'settled' with an UploadStatus when an upload is stored or rejected. */
   readonly events = new EventEmitter();
+  /** Why the last store into the PACS failed, by its phase; null once one succeeds. */
+  lastPacsFailure: PhaseFailure | null = null;
+  /** The error behind lastPacsFailure, so the retry's log line can be named by it. */
+  private pacsError: unknown;
 
   constructor(private readonly options: TransferIntakeOptions) {
     this.uploadsDir = join(options.dir, 'uploads');
@@ -77,6 +96,7 @@ export class TransferIntake {
     rmSync(this.restoredDir, { recursive: true, force: true });
     mkdirSync(this.restoredDir, { recursive: true, mode: 0o700 });
     this.events.setMaxListeners(0);
+    running.push(this);
   }
 
   partPath(id: string): string {
@@ -129,7 +149,11 @@ export class TransferIntake {
         await this.take(id);
       } catch (error) {
         // The PACS (or the database) could not be reached: the upload stays 'received' and is tried again.
-        this.options.log('warn', `Package ${id} not stored yet, will try again: ${(error as Error).message}`);
+        const text = `Package ${id} not stored yet, will try again: ${(error as Error).message}`;
+        const pacs = error === this.pacsError ? this.lastPacsFailure : null;
+        this.options.log('warn', pacs ? phaseLine({ phase: pacs.phase, message: text }) : text);
+        // Issue 8 (probe): a synthetic test probe's image that cannot be stored fails the probe at this step.
+        await this.probeStep(id, 'stored_in_pacs', (error as Error).message);
         this.retry ??= setTimeout(() => {
           this.retry = undefined;
           void this.start();
@@ -147,6 +171,8 @@ export class TransferIntake {
       early?.growth.abandon();
       return;
     }
+    // Issue 8 (probe): a synthetic test probe's package is whole at the hub.
+    await this.probeStep(id, 'received_at_hub');
     const earlySummary = await early?.result;
     if (earlySummary) this.openedEarly.used += 1;
     else if (early) this.openedEarly.openedAgain += 1;
@@ -166,12 +192,17 @@ export class TransferIntake {
       }
       try {
         await this.options.pacs.store(restored, summary);
+        this.lastPacsFailure = null;
       } catch (error) {
+        this.lastPacsFailure = classifyPacsError(error);
+        this.pacsError = error;
         if (!(error instanceof PacsRefused)) throw error;
         // The PACS will not take this image: nothing more the transfer can do; support must look.
         const message = `The PACS refused the image: ${error.message}`;
         await finishUpload(db, id, 'rejected', message);
-        this.options.log('error', `Package ${id} (${upload.sop_instance_uid}): ${message}`);
+        await this.probeStep(id, 'stored_in_pacs', message);
+        const line = `Package ${id} (${upload.sop_instance_uid}): ${message}`;
+        this.options.log('error', phaseLine({ phase: 'pacs_refused', message: line }));
         this.settled(upload, 'rejected', message);
         return;
       }
@@ -187,6 +218,7 @@ export class TransferIntake {
         this.options.pacs.description,
         gatewayActor(gateway.site_id, null),
       );
+      await this.probeStep(id, 'stored_in_pacs');
       rmSync(this.partPath(id), { force: true });
       for (const left of await supersedeUploads(db, {
         id,
@@ -200,6 +232,13 @@ export class TransferIntake {
     } finally {
       rmSync(restored, { force: true });
     }
+  }
+
+  /** Issue 8: records a synthetic test probe's step for this upload (nothing for a clinical one); never throws. */
+  private async probeStep(id: string, step: 'received_at_hub' | 'stored_in_pacs', failure?: string): Promise<void> {
+    await recordProbeUpload(this.options.database.db, id, step, failure).catch((error: unknown) =>
+      this.options.log('warn', `Probe step for package ${id} not recorded: ${(error as Error).message}`),
+    );
   }
 
   /** A restored package's summary, if it holds the image its upload named (PackageRefused if not). */
@@ -239,6 +278,8 @@ export class TransferIntake {
 
   async stop(): Promise<void> {
     this.stopped = true;
+    const index = running.indexOf(this);
+    if (index >= 0) running.splice(index, 1);
     if (this.retry) clearTimeout(this.retry);
     for (const early of this.early.values()) early.growth.abandon();
     await this.running;

@@ -15,7 +15,7 @@
  */
 import { readFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
-import { sql } from 'kysely';
+import { sql, type RawBuilder } from 'kysely';
 import { REPLACED_BY_CORRECTION } from '../pathway/assessment.js';
 import { addDays, formatLongDate, type IsoDate } from '../pathway/dates.js';
 import {
@@ -137,6 +137,37 @@ const SCREENED = sql`('screened', 'partially_screened')`;
 /** An appointment that still stands, or happened: neither cancelled nor missed. */
 const NOT_CANCELLED_OR_MISSED = sql`('cancelled', 'did_not_attend')`;
 
+/**
+ * The query every appointment-based check shares: the appointment a (reached from `from` when the check starts
+ * elsewhere, e.g. at an exam result x), its clinic c, site s and woman p, her columns (Person), and only the
+ * office's sites: an exam or appointment belongs to the office of the site it was at. `joins` come after these.
+ */
+function appointmentsQuery<R>(
+  ctx: Pick<Context, 'db' | 'office'>,
+  query: {
+    columns: RawBuilder<unknown>;
+    from?: RawBuilder<unknown>;
+    joins?: RawBuilder<unknown>;
+    where: RawBuilder<unknown>;
+  },
+) {
+  return sql<Person & R>`
+    select a.participant_id, p.nhs_number, p.given_name, p.family_name, p.date_of_death, ${query.columns}
+    from ${query.from ?? sql`appointment a`}
+    join clinic c on c.id = a.clinic_id
+    join site s on s.id = c.site_id
+    join participant p on p.id = a.participant_id
+    ${query.joins ?? sql``}
+    where s.bso_code = ${ctx.office} and ${query.where}`.execute(ctx.db);
+}
+
+/** The exam result x and its appointment a: where the result-based checks start. */
+const FROM_RESULTS = sql`exam_result x join appointment a on a.id = x.appointment_id`;
+/** A result's episode e, and the follow-up appointment f it booked (or tried to) with its clinic fc. */
+const FOLLOW_UP_JOINS = sql`left join episode e on e.id = x.episode_id
+    left join appointment f on f.id = x.follow_up_appointment_id
+    left join clinic fc on fc.id = f.clinic_id`;
+
 interface JsonRead {
   readNumber: 1 | 2 | 3;
   readerId: string;
@@ -188,30 +219,28 @@ type Collected = Partial<Record<FailsafeCheckId, RawItem[]>>;
 
 /** Checks 1 to 3: exams not yet resulted, by where they stand. */
 async function exams(ctx: Context): Promise<Collected> {
-  const { rows } = await sql<
-    Person & {
-      appointment_id: string;
-      clinic_date: string;
-      site_name: string;
-      status: string;
-      images_on: string | null;
-      reads: JsonRead[];
-      deferred: boolean;
-    }
-  >`
-    select a.id as appointment_id, a.participant_id, p.nhs_number, p.given_name, p.family_name, p.date_of_death,
+  const { rows } = await appointmentsQuery<{
+    appointment_id: string;
+    clinic_date: string;
+    site_name: string;
+    status: string;
+    images_on: string | null;
+    reads: JsonRead[];
+    deferred: boolean;
+    held_locally: boolean;
+  }>(ctx, {
+    columns: sql`a.id as appointment_id,
       c.clinic_date, s.name as site_name, a.status, ${londonDay('a.images_available_at')} as images_on,
       ${readsOf} as reads,
-      exists (select 1 from reading_deferral d where d.appointment_id = a.id and d.resolved_at is null) as deferred
-    from appointment a
-    join clinic c on c.id = a.clinic_id
-    join site s on s.id = c.site_id
-    join participant p on p.id = a.participant_id
-    where s.bso_code = ${ctx.office} and c.purpose = 'screening' and a.status in ${SCREENED}
+      exists (select 1 from reading_deferral d where d.appointment_id = a.id and d.resolved_at is null) as deferred,
+      -- issue 8 (manual images mode, migration 0013): screened while the unit kept images on the machine.
+      exists (select 1 from appointment_images_held h where h.appointment_id = a.id) as held_locally`,
+    where: sql`c.purpose = 'screening' and a.status in ${SCREENED}
       and c.clinic_date <= ${ctx.asOf}
       and (a.images_available_at is not null
         or not exists (select 1 from episode e where e.id = a.episode_id and e.closed_on is not null))
-      and not exists (select 1 from exam_result x where x.appointment_id = a.id)`.execute(ctx.db);
+      and not exists (select 1 from exam_result x where x.appointment_id = a.id)`,
+  });
   const out: Required<Pick<Collected, 'screened_no_images' | 'images_not_read' | 'read_no_result'>> = {
     screened_no_images: [],
     images_not_read: [],
@@ -224,7 +253,10 @@ async function exams(ctx: Context): Promise<Collected> {
         ...base,
         since: r.clinic_date,
         owner: r.site_name,
-        detail: `${r.status === 'partially_screened' ? 'Partially screened' : 'Screened'} at ${r.site_name}: no images at the hub yet`,
+        // issue 8: images held locally are not lost: listed until they arrive, but saying where they are.
+        detail: r.held_locally
+          ? `${r.status === 'partially_screened' ? 'Partially screened' : 'Screened'} at ${r.site_name} in manual images mode: images held locally, to be sent from the machine`
+          : `${r.status === 'partially_screened' ? 'Partially screened' : 'Screened'} at ${r.site_name}: no images at the hub yet`,
         action: { href: `/appointments/${r.appointment_id}`, text: 'See the appointment' },
       });
       continue;
@@ -259,43 +291,38 @@ async function exams(ctx: Context): Promise<Collected> {
   return out;
 }
 
+/** The columns of her letter (l) and GP message (g) about a result or outcome, as the two checks of each select them. */
+interface CommunicationColumns {
+  gp_practice_code: string | null;
+  letter_id: string | null;
+  letter_status: CommunicationStatus | null;
+  letter_error: string | null;
+  gp_id: string | null;
+  gp_status: CommunicationStatus | null;
+  gp_sent_on: string | null;
+  gp_error: string | null;
+  gp_message_practice: string | null;
+}
+
 const resultKinds = sql.join(Object.entries(RESULT_COMMUNICATION).map(([result, kind]) => sql`(${result}, ${kind})`));
 const DONE_LETTER: readonly CommunicationStatus[] = ['sent', 'delivered', 'acknowledged'];
 
 /** Check 4, in two: results whose letter to her has not gone, or whose GP message is not acknowledged. */
 async function results(ctx: Context): Promise<Collected> {
-  const { rows } = await sql<
-    Person & {
-      appointment_id: string;
-      clinic_date: string;
-      gp_practice_code: string | null;
-      issued_on: string;
-      letter_id: string | null;
-      letter_status: CommunicationStatus | null;
-      letter_error: string | null;
-      gp_id: string | null;
-      gp_status: CommunicationStatus | null;
-      gp_sent_on: string | null;
-      gp_error: string | null;
-      gp_message_practice: string | null;
-    }
-  >`
-    select x.appointment_id, a.participant_id, p.nhs_number, p.given_name, p.family_name, p.date_of_death,
-      p.gp_practice_code, c.clinic_date, ${londonDay('x.issued_at')} as issued_on,
+  const { rows } = await appointmentsQuery<
+    CommunicationColumns & { appointment_id: string; clinic_date: string; issued_on: string }
+  >(ctx, {
+    columns: sql`x.appointment_id, p.gp_practice_code, c.clinic_date, ${londonDay('x.issued_at')} as issued_on,
       l.id as letter_id, l.status as letter_status, l.last_error as letter_error,
       g.id as gp_id, g.status as gp_status, ${londonDay('g.sent_at')} as gp_sent_on, g.last_error as gp_error,
-      g.gp_practice_code as gp_message_practice
-    from exam_result x
-    join (values ${resultKinds}) as k(result, kind) on k.result = x.result
-    join appointment a on a.id = x.appointment_id
-    join clinic c on c.id = a.clinic_id
-    join site s on s.id = c.site_id
-    join participant p on p.id = a.participant_id
+      g.gp_practice_code as gp_message_practice`,
+    from: FROM_RESULTS,
+    joins: sql`join (values ${resultKinds}) as k(result, kind) on k.result = x.result
     left join communication l on l.appointment_id = x.appointment_id and l.recipient = 'participant' and l.kind = k.kind
-    left join communication g on g.appointment_id = x.appointment_id and g.recipient = 'gp' and g.kind = k.kind
-    where s.bso_code = ${ctx.office}
-      and ((l.id is null and p.date_of_death is null) or l.status in ('queued', 'failed')
-        or (g.id is null and p.gp_practice_code is not null) or g.status <> 'acknowledged')`.execute(ctx.db);
+    left join communication g on g.appointment_id = x.appointment_id and g.recipient = 'gp' and g.kind = k.kind`,
+    where: sql`((l.id is null and p.date_of_death is null) or l.status in ('queued', 'failed')
+        or (g.id is null and p.gp_practice_code is not null) or g.status <> 'acknowledged')`,
+  });
   const letters: RawItem[] = [];
   const gp: RawItem[] = [];
   for (const r of rows) {
@@ -351,31 +378,23 @@ const LIVE_OR_SCREENED = sql`('scheduled', 'checked_in', 'in_progress', 'paused'
  * screened since. Off the list once her episode is closed (the office decided), or a repeat is booked or done.
  */
 async function technicalRecalls(ctx: Context): Promise<Collected> {
-  const { rows } = await sql<
-    Person & {
-      appointment_id: string;
-      issued_on: string;
-      follow_up_problem: string | null;
-      follow_up_status: string | null;
-      follow_up_date: string | null;
-    }
-  >`
-    select x.appointment_id, a.participant_id, p.nhs_number, p.given_name, p.family_name, p.date_of_death,
-      ${londonDay('x.issued_at')} as issued_on, x.follow_up_problem,
-      f.status as follow_up_status, fc.clinic_date as follow_up_date
-    from exam_result x
-    join appointment a on a.id = x.appointment_id
-    join clinic c on c.id = a.clinic_id
-    join site s on s.id = c.site_id
-    join participant p on p.id = a.participant_id
-    left join episode e on e.id = x.episode_id
-    left join appointment f on f.id = x.follow_up_appointment_id
-    left join clinic fc on fc.id = f.clinic_id
-    where x.result = 'technical_recall' and s.bso_code = ${ctx.office} and e.closed_on is null
+  const { rows } = await appointmentsQuery<{
+    appointment_id: string;
+    issued_on: string;
+    follow_up_problem: string | null;
+    follow_up_status: string | null;
+    follow_up_date: string | null;
+  }>(ctx, {
+    columns: sql`x.appointment_id, ${londonDay('x.issued_at')} as issued_on, x.follow_up_problem,
+      f.status as follow_up_status, fc.clinic_date as follow_up_date`,
+    from: FROM_RESULTS,
+    joins: FOLLOW_UP_JOINS,
+    where: sql`x.result = 'technical_recall' and e.closed_on is null
       and not exists (
         select 1 from appointment b join clinic bc on bc.id = b.clinic_id
         where b.episode_id = x.episode_id and b.id <> x.appointment_id and bc.purpose = 'screening'
-          and bc.clinic_date >= c.clinic_date and b.status in ${LIVE_OR_SCREENED})`.execute(ctx.db);
+          and bc.clinic_date >= c.clinic_date and b.status in ${LIVE_OR_SCREENED})`,
+  });
   return {
     technical_recall_no_repeat: rows.map((r) => {
       const on = r.follow_up_date ? formatLongDate(r.follow_up_date) : '';
@@ -401,33 +420,26 @@ async function technicalRecalls(ctx: Context): Promise<Collected> {
 
 /** Check 5: recalled for assessment with no assessment appointment that stands. */
 async function recalled(ctx: Context): Promise<Collected> {
-  const { rows } = await sql<
-    Person & {
-      appointment_id: string;
-      clinic_date: string;
-      follow_up_problem: string | null;
-      follow_up_status: string | null;
-      follow_up_date: string | null;
-    }
-  >`
-    select x.appointment_id, a.participant_id, p.nhs_number, p.given_name, p.family_name, p.date_of_death,
-      c.clinic_date, x.follow_up_problem, f.status as follow_up_status, fc.clinic_date as follow_up_date
-    from exam_result x
-    join appointment a on a.id = x.appointment_id
-    join clinic c on c.id = a.clinic_id
-    join site s on s.id = c.site_id
-    join participant p on p.id = a.participant_id
-    left join episode e on e.id = x.episode_id
-    left join appointment f on f.id = x.follow_up_appointment_id
-    left join clinic fc on fc.id = f.clinic_id
-    where x.result = 'recall_assessment' and s.bso_code = ${ctx.office} and e.closed_on is null
+  const { rows } = await appointmentsQuery<{
+    appointment_id: string;
+    clinic_date: string;
+    follow_up_problem: string | null;
+    follow_up_status: string | null;
+    follow_up_date: string | null;
+  }>(ctx, {
+    columns: sql`x.appointment_id, c.clinic_date, x.follow_up_problem, f.status as follow_up_status,
+      fc.clinic_date as follow_up_date`,
+    from: FROM_RESULTS,
+    joins: FOLLOW_UP_JOINS,
+    where: sql`x.result = 'recall_assessment' and e.closed_on is null
       and (f.id is null or f.status in ${NOT_CANCELLED_OR_MISSED})
       and not exists (select 1 from assessment_outcome o where o.episode_id = x.episode_id and o.superseded_at is null)
       and not exists (select 1 from assessment_procedure pr where pr.episode_id = x.episode_id)
       and not exists (
         select 1 from appointment b join clinic bc on bc.id = b.clinic_id
         where b.participant_id = a.participant_id and bc.purpose = 'assessment' and bc.clinic_date >= c.clinic_date
-          and b.status not in ${NOT_CANCELLED_OR_MISSED})`.execute(ctx.db);
+          and b.status not in ${NOT_CANCELLED_OR_MISSED})`,
+  });
   return {
     recalled_no_assessment: rows.map((r) => ({
       ...person(r),
@@ -495,21 +507,7 @@ async function assessedNoOutcome(ctx: Context): Promise<Collected> {
  * was corrected, REPLACED_BY_CORRECTION, is not one: the new pair is). Followed whether or not the episode is closed.
  */
 async function outcomeCommunications(ctx: Context): Promise<Collected> {
-  const { rows } = await sql<
-    Person & {
-      episode_id: string;
-      decided_on: string;
-      gp_practice_code: string | null;
-      letter_id: string | null;
-      letter_status: CommunicationStatus | null;
-      letter_error: string | null;
-      gp_id: string | null;
-      gp_status: CommunicationStatus | null;
-      gp_sent_on: string | null;
-      gp_error: string | null;
-      gp_message_practice: string | null;
-    }
-  >`
+  const { rows } = await sql<Person & CommunicationColumns & { episode_id: string; decided_on: string }>`
     with latest as (
       select distinct on (m.episode_id, m.recipient) m.episode_id, m.recipient, m.id, m.status, m.last_error,
         ${londonDay('m.sent_at')} as sent_on, m.gp_practice_code
@@ -586,17 +584,16 @@ const STATUS_WORDS: Record<string, string> = {
 
 /** Check 7: screening appointments whose day has passed with nothing recorded. */
 async function appointmentsNotClosed(ctx: Context): Promise<Collected> {
-  const { rows } = await sql<
-    Person & { appointment_id: string; clinic_date: string; site_name: string; status: string }
-  >`
-    select a.id as appointment_id, a.participant_id, p.nhs_number, p.given_name, p.family_name, p.date_of_death,
-      c.clinic_date, s.name as site_name, a.status
-    from appointment a
-    join clinic c on c.id = a.clinic_id
-    join site s on s.id = c.site_id
-    join participant p on p.id = a.participant_id
-    where s.bso_code = ${ctx.office} and c.purpose = 'screening' and c.clinic_date < ${ctx.asOf}
-      and a.status in ('scheduled', 'checked_in', 'in_progress', 'paused')`.execute(ctx.db);
+  const { rows } = await appointmentsQuery<{
+    appointment_id: string;
+    clinic_date: string;
+    site_name: string;
+    status: string;
+  }>(ctx, {
+    columns: sql`a.id as appointment_id, c.clinic_date, s.name as site_name, a.status`,
+    where: sql`c.purpose = 'screening' and c.clinic_date < ${ctx.asOf}
+      and a.status in ('scheduled', 'checked_in', 'in_progress', 'paused')`,
+  });
   return {
     appointment_not_closed: rows.map((r) => ({
       ...person(r),
@@ -751,7 +748,7 @@ export async function failsafeTally(
 ): Promise<TallyRow[]> {
   const policy = options.policy ?? 'discordant';
   const from = addDays(asOf, -(TALLY_DAYS - 1));
-  const { rows } = await sql<{
+  const { rows } = await appointmentsQuery<{
     clinic_date: string;
     site_id: string;
     site_name: string;
@@ -759,18 +756,18 @@ export async function failsafeTally(
     resulted: boolean;
     letter_sent: boolean;
     reads: JsonRead[];
-  }>`
-    select c.clinic_date, s.id as site_id, s.name as site_name, a.images_available_at is not null as images,
+  }>(
+    { db, office },
+    {
+      columns: sql`c.clinic_date, s.id as site_id, s.name as site_name, a.images_available_at is not null as images,
       exists (select 1 from exam_result x where x.appointment_id = a.id) as resulted,
       exists (select 1 from communication l where l.appointment_id = a.id and l.recipient = 'participant'
         and l.kind in ('result_normal', 'result_technical_recall', 'result_assessment')
         and l.status in ('sent', 'delivered', 'acknowledged')) as letter_sent,
-      ${readsOf} as reads
-    from appointment a
-    join clinic c on c.id = a.clinic_id
-    join site s on s.id = c.site_id
-    where s.bso_code = ${office} and c.purpose = 'screening' and a.status in ${SCREENED}
-      and c.clinic_date between ${from} and ${asOf}`.execute(db);
+      ${readsOf} as reads`,
+      where: sql`c.purpose = 'screening' and a.status in ${SCREENED} and c.clinic_date between ${from} and ${asOf}`,
+    },
+  );
   const tally = new Map<string, TallyRow>();
   for (const r of rows) {
     const key = `${r.clinic_date} ${r.site_id}`;

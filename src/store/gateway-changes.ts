@@ -15,6 +15,7 @@ import { ConflictError, NotFoundError, RuleError, isUniqueViolation } from './er
 import { listDataConflicts, resolveDataConflict } from './data-conflicts.js';
 import { gatewayActor, type EnrolledGateway } from './gateways.js';
 import { correctDemographicsWithin } from './participants.js';
+import { recordProbeChange } from './probes.js';
 
 /**
  * Clinic days a gateway may change, around today: the days it holds (a week ahead) and a fortnight back for changes
@@ -169,6 +170,9 @@ export async function applyGatewayChange(
 ): Promise<ChangeOutcome> {
   const earlier = await earlierOutcome(db, gateway, change.id);
   if (earlier) return earlier;
+  // Issue 8: a synthetic test probe's MPPS is recorded against the probe (store/probes.ts), never an appointment.
+  const probe = await recordProbeChange(db, gateway, change);
+  if (probe) return probe;
   const actor = gatewayActor(gateway.unitId, ip, change.madeBy);
   try {
     return await db.transaction().execute(async (tx) => {

@@ -22,6 +22,7 @@ import type {
 import type { Role } from '../pathway/staff-roles.js';
 import type { TransferPriority } from '../pathway/transfer-priority.js';
 import type { OutboxReport, UploadState } from '../protocol/transfer.js';
+import type { GatewayReport, ImageMode } from '../protocol/liveness.js';
 
 /** Kysely's view of the tables in migrations/*.sql. Calendar dates are 'YYYY-MM-DD' strings. */
 type CreatedAt = ColumnType<Date, Date | string | undefined, never>;
@@ -310,6 +311,31 @@ export interface Tables {
     pacs: string;
     stored_at: CreatedAt;
   };
+  /** Liveness by round trip and manual images mode (migration 0013, issue 8). */
+  gateway_health: {
+    gateway_id: string;
+    last_round_trip_at: Date | string | null;
+    last_round_trip_ms: number | null;
+    last_ping_stream: string | null;
+    report: ColumnType<GatewayReport | null, string | null | undefined, string | null>;
+    reported_at: Date | string | null;
+  };
+  site_image_mode: {
+    id: Generated<string>;
+    seq: ColumnType<string, never, never>;
+    site_id: string;
+    mode: ImageMode;
+    reason: string;
+    changed_at: CreatedAt;
+    changed_by: string | null;
+    changed_by_name: string;
+  };
+  appointment_images_held: {
+    appointment_id: string;
+    site_id: string;
+    site_image_mode_id: string;
+    marked_at: CreatedAt;
+  };
   invitation_suspension: {
     id: Generated<string>;
     participant_id: string;
@@ -512,5 +538,27 @@ export interface Tables {
     ends_on: string | null;
     created_by: string | null;
     created_at: CreatedAt;
+  };
+  /** Synthetic test participant probes and their steps (migration 0014, issue 8): apart from clinical data. */
+  probe: {
+    id: Generated<string>;
+    site_id: string;
+    kind: 'manual' | 'pre_clinic';
+    probe_date: string;
+    accession_number: string;
+    status: Generated<'running' | 'passed' | 'failed'>;
+    failed_step: string | null;
+    message: Generated<string>;
+    requested_by: string;
+    created_at: CreatedAt;
+    finished_at: Date | null;
+  };
+  probe_step: {
+    probe_id: string;
+    step: string;
+    ok: boolean;
+    duration_ms: number;
+    message: Generated<string>;
+    at: CreatedAt;
   };
 }

@@ -97,6 +97,8 @@ export function fakeDesk(options: FakeDeskOptions = {}): TrailerDesk {
       online: options.online ?? true,
       offlineSince: null,
       lastError: null,
+      lastFailure: null,
+      lastOutage: null,
       lastSuccess: NOW.toISOString(),
       revoked: false,
     },

@@ -1,9 +1,9 @@
 import { randomBytes } from 'node:crypto';
 import { readFileSync, writeFileSync } from 'node:fs';
-import { part10File } from '../../src/dicom/part10.js';
+import { syntheticMammogramFile } from '../../src/dicom/synthetic-mammogram.js';
 import { realisticMammogramPixels } from './realistic-mammogram.js';
 
-export const MG_FOR_PRESENTATION = '1.2.840.10008.5.1.4.1.1.1.2';
+export { MG_FOR_PRESENTATION } from '../../src/dicom/synthetic-mammogram.js';
 
 export interface SyntheticMammogram {
   sopInstanceUid: string;
@@ -55,36 +55,16 @@ function writeMammogram(
   columns: number,
   overrides: Record<string, string> = {},
 ): Buffer {
-  const sopClassUid = image.sopClassUid ?? MG_FOR_PRESENTATION;
-  const dataset = {
-    SOPClassUID: sopClassUid,
-    SOPInstanceUID: image.sopInstanceUid,
-    StudyInstanceUID: '2.25.1234',
-    SeriesInstanceUID: '2.25.12345',
-    AccessionNumber: image.accessionNumber ?? 'SH00000042',
-    PatientID: '9990000018',
-    PatientName: 'SMITH^Ada',
-    Modality: 'MG',
-    ViewPosition: 'CC',
-    ImageLaterality: 'L',
-    SamplesPerPixel: 1,
-    PhotometricInterpretation: 'MONOCHROME2',
-    Rows: rows,
-    Columns: columns,
-    BitsAllocated: 16,
-    BitsStored: 14,
-    HighBit: 13,
-    PixelRepresentation: 0,
-    PixelData: [pixels.buffer.slice(pixels.byteOffset, pixels.byteOffset + pixels.byteLength)],
-    _vrMap: { PixelData: 'OW' },
-    ...overrides,
-  };
   writeFileSync(
     path,
-    part10File(
-      { sopClassUid, sopInstanceUid: image.sopInstanceUid, transferSyntaxUid: '1.2.840.10008.1.2.1' },
-      dataset,
-    ),
+    syntheticMammogramFile({
+      sopInstanceUid: image.sopInstanceUid,
+      ...(image.sopClassUid ? { sopClassUid: image.sopClassUid } : {}),
+      pixels,
+      rows,
+      columns,
+      attributes: { AccessionNumber: image.accessionNumber ?? 'SH00000042', ...overrides },
+    }),
   );
   return pixels;
 }

@@ -1,4 +1,5 @@
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
+import { imagesHeldLocally } from '../../store/gateway-health.js';
 import { z } from 'zod';
 import {
   APPOINTMENT_STATUSES,
@@ -83,7 +84,13 @@ export function registerClinicPages(app: FastifyInstance, db: Db): void {
     const { id } = request.params as { id: string };
     if (!uuid.safeParse(id).success) return reply.callNotFound();
     const data = await loadClinic(db, id, actorOf(request));
+    // Screened while the unit was in manual images mode (issue 8): images kept on the machine, to be sent.
+    const held = await imagesHeldLocally(
+      db,
+      data.appointments.map((a) => a.id),
+    );
     return page(request, reply, 'clinic.njk', {
+      heldLocally: Object.fromEntries(held),
       title: `Clinic: ${data.clinic.site_name}, ${data.clinic.location_name}`,
       back: { href: `/clinics?from=${data.clinic.clinic_date}`, text: 'All clinics' },
       ...data,

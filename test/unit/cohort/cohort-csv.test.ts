@@ -62,6 +62,7 @@ describe('cohort CSV rows', () => {
     [{ nhs_number: '' }, 'nhs_number: Enter the NHS number'],
     [{ nhs_number: '9990010006' }, 'nhs_number: Enter a valid NHS number – 999 001 0006 fails the check digit test'],
     [{ nhs_number: '99900100' }, 'nhs_number: NHS number must be 10 digits'],
+    [{ nhs_number: '9999999999' }, "nhs_number: 999 999 9999 is kept for the hub's test probe"],
     [{ family_name: '' }, 'family_name is missing'],
     [{ given_name: 'x'.repeat(101) }, 'given_name is longer than 100 characters'],
     [{ date_of_birth: '' }, 'date_of_birth is missing'],
