@@ -132,8 +132,8 @@ export function factsQuery(
     ),
     offered as (
       select a.episode_id, min(c.clinic_date) as first_on
-      from ep join appointment a on a.episode_id = ep.id join clinic c on c.id = a.clinic_id
-      where c.purpose = 'screening'
+      from appointment a join clinic c on c.id = a.clinic_id
+      where a.episode_id in (select id from ep) and c.purpose = 'screening'
       group by a.episode_id
     ),
     cohort as (
@@ -148,7 +148,7 @@ export function factsQuery(
     ),
     results as (
       select x.episode_id, bool_or(x.result = 'recall_assessment') as referred
-      from inyear i join exam_result x on x.episode_id = i.id group by x.episode_id
+      from exam_result x where x.episode_id in (select id from inyear) group by x.episode_id
     ),
     procedures as (
       select ap.episode_id,
@@ -156,7 +156,7 @@ export function factsQuery(
         bool_or(ap.procedure = 'open_biopsy') as open,
         min(ap.performed_on) filter (where ap.procedure in ('core_biopsy', 'vacuum_biopsy') and ap.b_code like 'B5%') as b5_on,
         min(ap.performed_on) filter (where ap.procedure = 'open_biopsy') as open_on
-      from inyear i join assessment_procedure ap on ap.episode_id = i.id group by ap.episode_id
+      from assessment_procedure ap where ap.episode_id in (select id from inyear) group by ap.episode_id
     ),
     f as (
       select i.id as episode_id, i.participant_id, i.date_of_birth, i.episode_type, i.rel, i.screened_on,
