@@ -5,13 +5,13 @@ import { promisify } from 'node:util';
 import type { FastifyInstance } from 'fastify';
 import type { Browser } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { startGateway } from '../../src/gateway/gateway.js';
+import type { startGateway } from '../../src/gateway/gateway.js';
 import { bookAppointment } from '../../src/store/clinics.js';
 import { axeViolations, haveChromium, launchChromium } from '../support/browser.js';
 import { freshDatabase } from '../support/database.js';
 import { freePort } from '../support/dcmtk.js';
 import { addParticipant, newClinics, smallOffice, TODAY } from '../support/fixtures.js';
-import { enrolledGateway, gatewayListener, until } from '../support/gateway-hub.js';
+import { gatewayListener, startTestGateway, until } from '../support/gateway-hub.js';
 import { testHub } from '../support/hub-client.js';
 import { writeSyntheticMammogram } from '../support/mammogram.js';
 
@@ -44,21 +44,10 @@ describe.skipIf(!haveChromium)("the trailer's gateway page in Chromium", () => {
     appointments = { checkIn: await book('Tessa', 'Trailer'), correct: await book('Coral', 'Misspelt') };
     hub = await testHub(database.db);
     listener = await gatewayListener(database);
-    const hubUrl = `https://127.0.0.1:${listener.port}`;
-    const enrolled = await enrolledGateway(database, hubUrl, listener.authorityPem, 'mobile-1', office.actor);
-    dataDir = enrolled.dataDir;
     const statusPort = await freePort();
-    gateway = startGateway({
-      hubUrl,
-      identity: enrolled.identity,
-      dataDir,
-      dicomPort: (dicomPort = await freePort()),
-      aeTitle: 'SHGATEWAY',
-      allowedCallingAeTitles: ['MOBILE1'],
+    ({ gateway, dicomPort, dataDir } = await startTestGateway(database, listener, office.actor, {
       status: { port: statusPort, host: '127.0.0.1' },
-      today: () => TODAY,
-      log: () => undefined,
-    });
+    }));
     page = `http://127.0.0.1:${statusPort}`;
     await until(() => gateway.feed.state.online, 10_000);
     browser = await launchChromium();

@@ -23,7 +23,7 @@ import { createAuthority } from '../../src/tls/certificates.js';
 import { freshDatabase } from '../support/database.js';
 import { freePort, haveDcmtk } from '../support/dcmtk.js';
 import { smallOffice, TODAY, type Office } from '../support/fixtures.js';
-import { enrolledGateway, gatewayListener, until } from '../support/gateway-hub.js';
+import { enrolledGateway, gatewayListener, startTestGateway, until } from '../support/gateway-hub.js';
 import { startLink, type Link } from '../support/link-simulator.js';
 import { writeRealisticMammogram } from '../support/mammogram.js';
 import { haveOrthanc, startOrthanc, type RunningOrthanc } from '../support/orthanc.js';
@@ -310,21 +310,11 @@ describe.skipIf(!haveDcmtk || !haveOrthanc())('a PACS that is down or refusing n
       transfers: { dir: join(work, 'hub'), pacs, retryMs: 300 },
       log: (level, message) => void hubLogs.push(`${level}: ${message}`),
     });
-    const hubUrl = `https://127.0.0.1:${listener.port}`;
-    const enrolled = await enrolledGateway(database, hubUrl, listener.authorityPem, 'mobile-1', office.actor);
-    dicomPort = await freePort();
-    gateway = startGateway({
-      hubUrl,
-      identity: enrolled.identity,
-      dataDir: enrolled.dataDir,
-      dicomPort,
-      aeTitle: 'SHGATEWAY',
-      allowedCallingAeTitles: ['MOBILE1'],
+    ({ gateway, dicomPort } = await startTestGateway(database, listener, office.actor, {
       minFreeBytes: 1,
       maxRetryMs: 500,
-      today: () => TODAY,
       log: (level, message) => void logs.push(`${level}: ${message}`),
-    });
+    }));
     await until(() => gateway.feed.state.online, 10_000);
   });
   afterAll(async () => {

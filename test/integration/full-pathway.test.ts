@@ -5,7 +5,7 @@ import { join } from 'node:path';
 import { promisify } from 'node:util';
 import { PDFDocument } from 'pdf-lib';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { startGateway } from '../../src/gateway/gateway.js';
+import type { startGateway } from '../../src/gateway/gateway.js';
 import { failsafeReport } from '../../src/store/failsafes.js';
 import { pollGpInbox } from '../../src/mesh/gp-system.js';
 import { MeshClient } from '../../src/mesh/mesh-client.js';
@@ -17,10 +17,10 @@ import { letterPdf, sendLetters } from '../../src/store/letters.js';
 import { recordOpinion } from '../../src/store/reading.js';
 import { issueResult } from '../../src/store/results.js';
 import { freshDatabase } from '../support/database.js';
-import { findscuWorklist, freePort, haveDcmtk } from '../support/dcmtk.js';
+import { findscuWorklist, haveDcmtk } from '../support/dcmtk.js';
 import { moreReaders } from '../support/exams.js';
 import { addParticipant, smallOffice, TODAY, type Office } from '../support/fixtures.js';
-import { enrolledGateway, gatewayListener, until } from '../support/gateway-hub.js';
+import { gatewayListener, startTestGateway, until } from '../support/gateway-hub.js';
 import { writeRealisticMammogram } from '../support/mammogram.js';
 import { sendMpps } from '../support/mpps-client.js';
 
@@ -77,21 +77,10 @@ describe.skipIf(!haveDcmtk)('the screening pathway, invitation to GP acknowledge
       })
       .execute();
     listener = await gatewayListener(database, 0, { dir: join(work, 'hub') });
-    const hubUrl = `https://127.0.0.1:${listener.port}`;
-    const enrolled = await enrolledGateway(database, hubUrl, listener.authorityPem, 'mobile-1', office.actor);
-    dicomPort = await freePort();
-    gateway = startGateway({
-      hubUrl,
-      identity: enrolled.identity,
-      dataDir: enrolled.dataDir,
-      dicomPort,
-      aeTitle: 'SHGATEWAY',
-      allowedCallingAeTitles: ['MOBILE1'],
-      maxRetryMs: 300,
+    ({ gateway, dicomPort } = await startTestGateway(database, listener, office.actor, {
       resyncMs: 1000,
-      today: () => TODAY,
       log: (level, message) => void logs.push(`${level}: ${message}`),
-    });
+    }));
     mailbox = await startTestMailbox({ sharedKey: TEST_MESH_SHARED_KEY, mailboxes: [HUB_MAILBOX, PRACTICE_MAILBOX] });
     await until(() => gateway.feed.state.online, 10_000);
   });

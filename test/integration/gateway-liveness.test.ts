@@ -2,7 +2,7 @@ import { mkdtempSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { startGateway } from '../../src/gateway/gateway.js';
+import type { startGateway } from '../../src/gateway/gateway.js';
 import { HubConnection } from '../../src/gateway/hub-connection.js';
 import { GATEWAY_VERSION } from '../../src/gateway/liveness.js';
 import { PingSigner } from '../../src/hub/gateway-liveness.js';
@@ -11,9 +11,9 @@ import { FileArchive } from '../../src/pacs/pacs.js';
 import { pingSchema } from '../../src/protocol/liveness.js';
 import { lastRoundTrip } from '../../src/store/gateway-health.js';
 import { freshDatabase } from '../support/database.js';
-import { freePort } from '../support/dcmtk.js';
+
 import { smallOffice, TODAY, type Office } from '../support/fixtures.js';
-import { enrolledGateway, until } from '../support/gateway-hub.js';
+import { enrolledGateway, startTestGateway, until } from '../support/gateway-hub.js';
 import { startLink, type Link } from '../support/link-simulator.js';
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
@@ -158,21 +158,12 @@ describe('liveness by round trip', () => {
 
     beforeAll(async () => {
       link = await startLink({ target: { host: '127.0.0.1', port: listener.port }, cutMode: 'blackhole' });
-      const enrolled = await enrolledGateway(database, hubUrl, listener.authorityPem, 'mobile-1', office.actor);
-      gatewayId = enrolled.gatewayId;
-      gateway = startGateway({
+      ({ gateway, gatewayId } = await startTestGateway(database, listener, office.actor, {
         hubUrl: `https://127.0.0.1:${link.port}`,
-        identity: enrolled.identity,
-        dataDir: enrolled.dataDir,
-        dicomPort: await freePort(),
-        aeTitle: 'SHGATEWAY',
-        allowedCallingAeTitles: ['MOBILE1'],
-        maxRetryMs: 300,
         // Five missed pings (the default is three: 45 s against 15 s pings).
         silenceMs: 1500,
-        today: () => TODAY,
         log: (level, message) => void gatewayLog.push(`${level}: ${message}`),
-      });
+      }));
     });
     afterAll(async () => {
       await gateway?.close();

@@ -1,6 +1,6 @@
 import type { FastifyInstance } from 'fastify';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { startGateway } from '../../src/gateway/gateway.js';
+import type { startGateway } from '../../src/gateway/gateway.js';
 import { HubLiveness } from '../../src/gateway/liveness.js';
 import { renderStatus } from '../../src/gateway/status-page.js';
 import { changeAppointmentStatus, bookAppointment } from '../../src/store/clinics.js';
@@ -8,9 +8,9 @@ import type { Db } from '../../src/store/database.js';
 import { failsafeReport, loadFailsafeThresholds } from '../../src/store/failsafes.js';
 import { setSiteImageMode, siteImageMode, siteImageModeHistory } from '../../src/store/gateway-health.js';
 import { BACKENDS, freshDatabase } from '../support/database.js';
-import { freePort } from '../support/dcmtk.js';
+
 import { addParticipant, newClinics, smallOffice, TODAY, type Clinics, type Office } from '../support/fixtures.js';
-import { enrolledGateway, gatewayListener, until } from '../support/gateway-hub.js';
+import { gatewayListener, startTestGateway, until } from '../support/gateway-hub.js';
 import { PageClient, testHub } from '../support/hub-client.js';
 
 const { thresholds } = loadFailsafeThresholds({});
@@ -172,19 +172,8 @@ describe('the gateway hears of manual images mode', () => {
   });
 
   it('shows a banner on the trailer page while it is on, keeps it across a restart, and drops it when switched back', async () => {
-    const hubUrl = `https://127.0.0.1:${listener.port}`;
-    const enrolled = await enrolledGateway(database, hubUrl, listener.authorityPem, 'mobile-1', office.actor);
-    gateway = startGateway({
-      hubUrl,
-      identity: enrolled.identity,
-      dataDir: enrolled.dataDir,
-      dicomPort: await freePort(),
-      aeTitle: 'SHGATEWAY',
-      allowedCallingAeTitles: ['MOBILE1'],
-      maxRetryMs: 300,
-      today: () => TODAY,
-      log: () => undefined,
-    });
+    const started = await startTestGateway(database, listener, office.actor);
+    gateway = started.gateway;
     const g = gateway;
     const banner = () => renderStatus(g.desk, 'csrf').includes('Manual images mode is on');
     expect(await until(() => g.liveness.answered > 0, 10_000)).toBe(true);
@@ -211,7 +200,7 @@ describe('the gateway hears of manual images mode', () => {
     expect(html).toContain('Link keeps dropping');
     expect(html).toContain('by support');
     // Kept on disk: a gateway restarted with the link down still shows it.
-    expect(HubLiveness.readMode(enrolled.dataDir)).toMatchObject({
+    expect(HubLiveness.readMode(started.dataDir)).toMatchObject({
       mode: 'manual_images',
       reason: 'Link keeps dropping',
     });
@@ -221,7 +210,7 @@ describe('the gateway hears of manual images mode', () => {
         const row = await database.db
           .selectFrom('gateway_health')
           .select('report')
-          .where('gateway_id', '=', enrolled.gatewayId)
+          .where('gateway_id', '=', started.gatewayId)
           .executeTakeFirst();
         return row?.report?.mode === 'manual_images';
       }, 10_000),

@@ -5,13 +5,13 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { startGateway } from '../../src/gateway/gateway.js';
+import type { startGateway } from '../../src/gateway/gateway.js';
 import { DicomWebPacs } from '../../src/pacs/pacs.js';
 import { bookAppointment } from '../../src/store/clinics.js';
 import { freshDatabase } from '../support/database.js';
-import { freePort, haveDcmtk } from '../support/dcmtk.js';
+import { haveDcmtk } from '../support/dcmtk.js';
 import { addParticipant, newClinics, smallOffice, TODAY } from '../support/fixtures.js';
-import { enrolledGateway, gatewayListener, until } from '../support/gateway-hub.js';
+import { gatewayListener, startTestGateway, until } from '../support/gateway-hub.js';
 import { startLink, type Link } from '../support/link-simulator.js';
 import { writeRealisticMammogram } from '../support/mammogram.js';
 import { haveOrthanc, startOrthanc, type RunningOrthanc } from '../support/orthanc.js';
@@ -48,19 +48,10 @@ describe.skipIf(!haveDcmtk || !haveOrthanc())('storescu → gateway → flaky li
     });
     link = await startLink({ target: { host: '127.0.0.1', port: listener.port }, bitsPerSecond: 24_000_000 });
     const hubUrl = `https://127.0.0.1:${link.port}`;
-    const enrolled = await enrolledGateway(database, hubUrl, listener.authorityPem, 'mobile-1', office.actor);
-    dicomPort = await freePort();
-    gateway = startGateway({
+    ({ gateway, dicomPort } = await startTestGateway(database, listener, office.actor, {
       hubUrl,
-      identity: enrolled.identity,
-      dataDir: enrolled.dataDir,
-      dicomPort,
-      aeTitle: 'SHGATEWAY',
-      allowedCallingAeTitles: ['MOBILE1'],
-      maxRetryMs: 300,
-      today: () => TODAY,
       log: (level, message) => void logs.push(`${level}: ${message}`),
-    });
+    }));
     await until(() => gateway.feed.state.online, 10_000);
   });
   afterAll(async () => {

@@ -5,12 +5,12 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { startGateway } from '../../src/gateway/gateway.js';
+import type { startGateway } from '../../src/gateway/gateway.js';
 import { bookAppointment } from '../../src/store/clinics.js';
 import { freshDatabase } from '../support/database.js';
-import { freePort, haveDcmtk } from '../support/dcmtk.js';
+import { haveDcmtk } from '../support/dcmtk.js';
 import { addParticipant, newClinics, smallOffice, TODAY, type Clinics, type Office } from '../support/fixtures.js';
-import { enrolledGateway, gatewayListener, until } from '../support/gateway-hub.js';
+import { gatewayListener, startTestGateway, until } from '../support/gateway-hub.js';
 import { startLink, type Link } from '../support/link-simulator.js';
 import { MG_FOR_PRESENTATION, writeRealisticMammogram } from '../support/mammogram.js';
 import { requestCommitment } from '../support/commitment-modality.js';
@@ -102,20 +102,11 @@ describe.skipIf(!haveDcmtk)('image transfer: storescu → gateway → (simulated
     await startHub();
     link = await startLink({ target: { host: '127.0.0.1', port: hubPort } });
     const hubUrl = `https://127.0.0.1:${link.port}`;
-    const enrolled = await enrolledGateway(database, hubUrl, listener.authorityPem, 'mobile-1', office.actor);
-    dicomPort = await freePort();
-    gateway = startGateway({
+    ({ gateway, dicomPort } = await startTestGateway(database, listener, office.actor, {
       hubUrl,
-      identity: enrolled.identity,
-      dataDir: enrolled.dataDir,
-      dicomPort,
-      aeTitle: 'SHGATEWAY',
-      allowedCallingAeTitles: ['MOBILE1'],
-      maxRetryMs: 300,
       resyncMs: 1000,
-      today: () => TODAY,
       log: (level, message) => void logs.push(`${new Date().toISOString().slice(11, 23)} ${level}: ${message}`),
-    });
+    }));
     await until(() => gateway.feed.state.online, 10_000);
   });
   afterAll(async () => {

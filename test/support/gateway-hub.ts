@@ -9,6 +9,8 @@ import { addGateway } from '../../src/store/gateways.js';
 import type { WorklistEntry } from '../../src/dicom/worklist-item.js';
 import { WorklistCopy } from '../../src/gateway/worklist-copy.js';
 import { createAuthority, createGatewayKey, fingerprint, issueGatewayCertificate } from '../../src/tls/certificates.js';
+import { startGateway, type GatewayOptions } from '../../src/gateway/gateway.js';
+import { freePort } from './dcmtk.js';
 import { TODAY } from './fixtures.js';
 import type { Actor } from '../../src/store/audit.js';
 
@@ -50,6 +52,35 @@ export async function enrolledGateway(
   const dataDir = mkdtempSync(join(tmpdir(), 'gateway-'));
   const identity = await enrol({ hubUrl, code, authorityFingerprint: fingerprint(authorityPem), dataDir });
   return { identity, dataDir, gatewayId };
+}
+
+/**
+ * Mobile unit 1's gateway as the tests run one: enrolled (through `options.hubUrl` if given, else straight to the
+ * listener), serving the machine MOBILE1 on a free DICOM port, with short reconnect waits. `options` override any
+ * of it.
+ */
+export async function startTestGateway(
+  database: Database,
+  listener: { port: number; authorityPem: string },
+  actor: Actor,
+  options: Partial<GatewayOptions> = {},
+) {
+  const hubUrl = options.hubUrl ?? `https://127.0.0.1:${listener.port}`;
+  const enrolled = await enrolledGateway(database, hubUrl, listener.authorityPem, 'mobile-1', actor);
+  const dicomPort = options.dicomPort ?? (await freePort());
+  const gateway = startGateway({
+    hubUrl,
+    identity: enrolled.identity,
+    dataDir: enrolled.dataDir,
+    dicomPort,
+    aeTitle: 'SHGATEWAY',
+    allowedCallingAeTitles: ['MOBILE1'],
+    maxRetryMs: 300,
+    today: () => TODAY,
+    log: () => undefined,
+    ...options,
+  });
+  return { gateway, dicomPort, dataDir: enrolled.dataDir, gatewayId: enrolled.gatewayId };
 }
 
 /** Polls until `what` holds or `ms` pass; true if it held. */
