@@ -118,76 +118,32 @@ export function factsQuery(
 ): RawBuilder<unknown> {
   const { from, to } = reportingYear(year);
   const openedFrom = addYears(from, -OPENED_BEFORE_YEARS);
-  const officeFilter = office === null ? sql`true` : sql`e.bso_code = ${office}`;
-  const typeFilter = narrow.types ? sql`e.episode_type in (${sql.join(narrow.types)})` : sql`true`;
+  const officeFilter = office === null ? sql`true` : sql`f.bso_code = ${office}`;
+  const typeFilter = narrow.types ? sql`f.episode_type in (${sql.join(narrow.types)})` : sql`true`;
   const ageFilter =
     narrow.minAge !== undefined && narrow.maxAge !== undefined
       ? sql`f.age between ${narrow.minAge} and ${Math.min(narrow.maxAge, 200)}`
       : sql`true`;
+  // The facts are kept per episode in episode_fact (migration 0015); only the previous-screen split is worked out
+  // here, against the relevant date.
   const facts: RawBuilder<unknown> = sql`
-    with ep as (
-      select e.id, e.participant_id, e.episode_type, e.opened_on, e.screened_on
-      from episode e
-      where ${officeFilter} and ${typeFilter} and e.opened_on between ${openedFrom}::date and ${to}::date
-    ),
-    offered as (
-      select a.episode_id, min(c.clinic_date) as first_on
-      from appointment a join clinic c on c.id = a.clinic_id
-      where a.episode_id in (select id from ep) and c.purpose = 'screening'
-      group by a.episode_id
-    ),
-    cohort as (
-      select ep.*, case when ep.episode_type in ('S', 'G') then ep.screened_on
-        else coalesce(o.first_on, ep.opened_on) end as rel
-      from ep left join offered o on o.episode_id = ep.id
-    ),
-    inyear as (
-      select c.*, p.date_of_birth
-      from cohort c join participant p on p.id = c.participant_id
-      where c.rel between ${from}::date and ${to}::date
-    ),
-    results as (
-      select x.episode_id, bool_or(x.result = 'recall_assessment') as referred
-      from exam_result x where x.episode_id in (select id from inyear) group by x.episode_id
-    ),
-    procedures as (
-      select ap.episode_id,
-        bool_or(ap.procedure in ('core_biopsy', 'vacuum_biopsy')) as needle,
-        bool_or(ap.procedure = 'open_biopsy') as open,
-        min(ap.performed_on) filter (where ap.procedure in ('core_biopsy', 'vacuum_biopsy') and ap.b_code like 'B5%') as b5_on,
-        min(ap.performed_on) filter (where ap.procedure = 'open_biopsy') as open_on
-      from assessment_procedure ap where ap.episode_id in (select id from inyear) group by ap.episode_id
-    ),
-    f as (
-      select i.id as episode_id, i.participant_id, i.date_of_birth, i.episode_type, i.rel, i.screened_on,
-        date_part('year', age(i.rel, i.date_of_birth))::int as age,
-        case when prev.prev_on is null then 'none'
-          when prev.prev_on >= (i.rel - make_interval(years => ${PREVIOUS_SCREEN_YEARS}))::date then 'within5'
-          else 'over5' end as previous,
-        i.screened_on is not null as screened,
-        coalesce(r.referred, false) as referred,
-        coalesce(pr.needle, false) as needle,
-        coalesce(pr.open, false) as open,
-        o.outcome,
-        o.size_mm::float8 as size_mm,
-        coalesce(o.early_recall_months is not null, false) as early_recall,
-        coalesce(pr.b5_on is not null and (pr.open_on is null or pr.b5_on <= pr.open_on), false) as b5_first
-      from inyear i
-      left join lateral (
-        select max(x.screened_on) as prev_on from episode x
-        where x.participant_id = i.participant_id and x.screened_on < i.rel and x.id <> i.id
-      ) prev on true
-      left join results r on r.episode_id = i.id
-      left join procedures pr on pr.episode_id = i.id
-      left join assessment_outcome o on o.episode_id = i.id and o.superseded_at is null
+    with f as (
+      select f.*,
+        case when f.prev_screened_on is null then 'none'
+          when f.prev_screened_on >= (f.rel - make_interval(years => ${PREVIOUS_SCREEN_YEARS}))::date then 'within5'
+          else 'over5' end as previous
+      from episode_fact f
+      where ${officeFilter} and ${typeFilter} and f.opened_on between ${openedFrom}::date and ${to}::date
+        and f.rel between ${from}::date and ${to}::date
     )`;
   const columns = sql`f.episode_type, f.age, f.previous, f.screened, f.referred, f.needle, f.open, f.outcome,
     f.size_mm, f.early_recall, f.b5_first`;
   if (mode === 'grouped') return sql`${facts} select ${columns}, count(*)::int as n from f group by ${columns}`;
   return sql`${facts}
-    select ${columns}, f.episode_id, f.participant_id, p.nhs_number, p.given_name, p.family_name, f.date_of_birth,
-      f.rel, f.screened_on
-    from f join participant p on p.id = f.participant_id where ${ageFilter}
+    select ${columns}, f.episode_id, f.participant_id, p.nhs_number, p.given_name, p.family_name, p.date_of_birth,
+      f.rel, e.screened_on
+    from f join participant p on p.id = f.participant_id join episode e on e.id = f.episode_id
+    where ${ageFilter}
     order by f.rel, p.family_name, f.episode_id`;
 }
 

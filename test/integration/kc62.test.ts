@@ -1,5 +1,6 @@
 import { inflateRawSync } from 'node:zlib';
 import type { FastifyInstance } from 'fastify';
+import { sql } from 'kysely';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { countOf, nonOperativeRate, uptake, type Kc62Table, type Measure } from '../../src/pathway/kc62.js';
 import type { Db } from '../../src/store/database.js';
@@ -454,5 +455,35 @@ describe.each(BACKENDS)('KC62 and KC63 on %s', (backend) => {
     const reader = new PageClient(app);
     await reader.signIn('reader');
     expect((await reader.get('/reports/kc62?office=TST&year=2025')).statusCode).toBe(403);
+  });
+
+  // Last: it changes the records. The facts are kept per episode (migration 0015) as every table they come from
+  // changes; after each change they must be what the source view says, row for row.
+  it('keeps the per-episode facts in step with every change they come from', async () => {
+    const stale = async () => {
+      const { rows } = await sql<{ n: number }>`select count(*)::int as n from (
+        (select * from episode_fact except select * from episode_fact_source)
+        union all (select * from episode_fact_source except select * from episode_fact)) d`.execute(db());
+      return rows[0]!.n;
+    };
+    expect(await stale()).toBe(0);
+    const p3 = ids.P3!;
+    // Her age (date of birth corrected), her previous screen (an older episode screened), her result, biopsy and
+    // outcome, the clinic's date, and an episode deleted.
+    await sql`update participant set date_of_birth = date_of_birth - 400 where id = ${p3.participant}`.execute(db());
+    expect(await stale()).toBe(0);
+    await sql`update episode set screened_on = '2024-05-01' where participant_id = ${p3.participant}
+      and id <> ${p3.episode}`.execute(db());
+    await sql`update exam_result set result = 'technical_recall' where episode_id = ${p3.episode}`.execute(db());
+    await sql`delete from assessment_procedure where episode_id = ${p3.episode}`.execute(db());
+    await sql`update assessment_outcome set superseded_at = now() where episode_id = ${p3.episode}`.execute(db());
+    await sql`update clinic set clinic_date = clinic_date + 1 where id in
+      (select clinic_id from appointment where episode_id = ${ids.P8!.episode})`.execute(db());
+    expect(await stale()).toBe(0);
+    const facts = await sql<{ referred: boolean; needle: boolean; outcome: string | null }>`
+      select referred, needle, outcome from episode_fact where episode_id = ${p3.episode}`.execute(db());
+    expect(facts.rows).toEqual([{ referred: false, needle: false, outcome: null }]);
+    await sql`delete from appointment where episode_id = ${ids.P8!.episode}`.execute(db());
+    expect(await stale()).toBe(0);
   });
 });
