@@ -64,8 +64,13 @@ create table episode_fact (
   early_recall boolean not null,
   b5_first boolean not null
 );
-create index episode_fact_office_rel on episode_fact (bso_code, rel);
+-- Covering: one office's year is read from the index alone (its episodes are spread over the whole table).
+create index episode_fact_office_rel on episode_fact (bso_code, rel)
+  include (episode_type, opened_on, age, prev_screened_on, screened, referred, needle, open, outcome, size_mm,
+    early_recall, b5_first);
 create index episode_fact_rel on episode_fact (rel);
+-- KC63 coverage and uptake look for one office's women of an age.
+create index participant_office_dob on participant (bso_code, date_of_birth) include (id, date_of_death, ceased_on);
 
 create function refresh_episode_facts(ids uuid[]) returns void language sql as $$
   delete from episode_fact where episode_id = any(ids);
